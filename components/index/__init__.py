@@ -1,0 +1,1 @@
+"""Embeddings, the versioned FAISS index of reviews, and emotion-aware retrieval."""

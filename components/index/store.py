@@ -1,0 +1,249 @@
+"""The versioned, pickle-free FAISS index of reviews.
+
+Layout under the index root::
+
+    versions/<version>/index.faiss     faiss.write_index (inner product, normalised vectors)
+    versions/<version>/reviews.parquet review metadata, row i = vector id i
+    versions/<version>/manifest.json   embedder, dimension, metric, count, data sha256, ...
+    current                            name of the version readers use
+
+A build writes everything into a hidden staging folder, renames it into ``versions/`` and
+only then switches ``current`` with an atomic ``os.replace``: a reader never sees a
+half-written version, and a failed build leaves the previous one in place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import faiss
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from components.hashing import file_sha256
+from components.settings import IndexSettings
+
+log = logging.getLogger(__name__)
+
+INDEX_FILE = "index.faiss"
+METADATA_FILE = "reviews.parquet"
+MANIFEST_FILE = "manifest.json"
+CURRENT_POINTER = "current"
+VERSIONS_DIR = "versions"
+FORMAT_VERSION = 1
+
+
+class IndexManifest(BaseModel):
+    """What an index version holds and how it was made."""
+
+    format_version: int = FORMAT_VERSION
+    version: str
+    embedder: str
+    dimension: int
+    metric: Literal["inner_product"] = "inner_product"
+    kind: Literal["flat", "hnsw"]
+    count: int
+    data_sha256: str = Field(description="sha256 of the reviews file the index was built from")
+    created_at: datetime
+    files: dict[str, str] = Field(default_factory=dict, description="file name -> sha256")
+    params: dict[str, Any] = Field(default_factory=dict)
+    emotion_counts: dict[str, int] = Field(default_factory=dict)
+    extras: dict[str, Any] = Field(default_factory=dict, description="Added by later stages")
+
+
+class IndexStoreError(RuntimeError):
+    """Base for index store errors."""
+
+
+class IndexNotFoundError(IndexStoreError):
+    """No index has been built under the given root."""
+
+
+class IndexMismatchError(IndexStoreError):
+    """The stored index was built with another embedder or dimension than requested."""
+
+
+class IndexCorruptError(IndexStoreError):
+    """An index version's files do not match its manifest."""
+
+
+def build_faiss_index(vectors: np.ndarray, settings: IndexSettings) -> faiss.Index:
+    """An inner-product index over ``vectors`` (already L2-normalised); id = row position."""
+    if vectors.ndim != 2 or vectors.shape[0] == 0:
+        raise ValueError("need a non-empty 2-D array of vectors")
+    dimension = int(vectors.shape[1])
+    if settings.kind == "flat":
+        index: faiss.Index = faiss.IndexFlatIP(dimension)
+    else:
+        index = faiss.IndexHNSWFlat(dimension, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = settings.hnsw_ef_construction
+        index.hnsw.efSearch = settings.hnsw_ef_search
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def new_version_name(data_sha256: str, now: datetime | None = None) -> str:
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{stamp}-{data_sha256[:8]}"
+
+
+def write_index_version(
+    root: Path,
+    index: faiss.Index,
+    metadata: pd.DataFrame,
+    manifest: IndexManifest,
+    extra_files: dict[str, Callable[[Path], None]] | None = None,
+    keep_versions: int = 5,
+) -> IndexManifest:
+    """Publish a new version atomically and point ``current`` at it.
+
+    ``extra_files`` maps a file name to a writer that creates it inside the version folder
+    (later stages store precomputed answers this way); each is checksummed in the manifest.
+    """
+    if index.ntotal != len(metadata):
+        raise ValueError(f"index holds {index.ntotal} vectors but metadata {len(metadata)} rows")
+    versions = root / VERSIONS_DIR
+    versions.mkdir(parents=True, exist_ok=True)
+    staging = versions / f".staging-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        faiss.write_index(index, str(staging / INDEX_FILE))
+        metadata.reset_index(drop=True).to_parquet(staging / METADATA_FILE, index=False)
+        for name, writer in (extra_files or {}).items():
+            writer(staging / name)
+        files = {
+            p.name: file_sha256(p) for p in sorted(staging.iterdir()) if p.name != MANIFEST_FILE
+        }
+        final_manifest = manifest.model_copy(update={"files": files})
+        _write_text_atomic(staging / MANIFEST_FILE, final_manifest.model_dump_json(indent=2))
+        staging.rename(versions / manifest.version)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _write_text_atomic(root / CURRENT_POINTER, manifest.version + "\n")
+    log.info("index version %s published (%d vectors)", manifest.version, index.ntotal)
+    prune_versions(root, keep=keep_versions)
+    return final_manifest
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def list_versions(root: Path) -> list[str]:
+    """Complete versions (those with a manifest), oldest first. Staging folders are skipped."""
+    folder = root / VERSIONS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST_FILE).is_file()
+    )
+
+
+def current_version(root: Path) -> str:
+    """The version ``current`` points at."""
+    pointer = root / CURRENT_POINTER
+    if not pointer.is_file():
+        raise IndexNotFoundError(f"no index under {root} (run `emoreview index build` first)")
+    return pointer.read_text(encoding="utf-8").strip()
+
+
+def prune_versions(root: Path, keep: int) -> list[str]:
+    """Delete the oldest complete versions beyond ``keep``, never the current one."""
+    current = current_version(root)
+    versions = list_versions(root)
+    doomed = [v for v in versions[: max(0, len(versions) - keep)] if v != current]
+    for name in doomed:
+        shutil.rmtree(root / VERSIONS_DIR / name, ignore_errors=True)
+    return doomed
+
+
+@dataclass(frozen=True)
+class StoredIndex:
+    """One loaded index version: the FAISS index, its review rows and its manifest."""
+
+    index: faiss.Index
+    metadata: pd.DataFrame
+    manifest: IndexManifest
+    directory: Path
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+
+def read_manifest(directory: Path) -> IndexManifest:
+    path = directory / MANIFEST_FILE
+    if not path.is_file():
+        raise IndexCorruptError(f"{directory} has no {MANIFEST_FILE}: not a complete index version")
+    try:
+        return IndexManifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise IndexCorruptError(f"unreadable manifest {path}: {error}") from error
+
+
+def load_index(
+    root: Path,
+    version: str | None = None,
+    expected_embedder: str | None = None,
+    expected_dimension: int | None = None,
+    verify_checksums: bool = True,
+) -> StoredIndex:
+    """Load ``version`` (default: current), refusing one that does not match expectations."""
+    name = version or current_version(root)
+    directory = root / VERSIONS_DIR / name
+    if not directory.is_dir():
+        raise IndexNotFoundError(f"index version {name!r} not found under {root}")
+    manifest = read_manifest(directory)
+    if manifest.format_version != FORMAT_VERSION:
+        raise IndexMismatchError(
+            f"index {name} has format {manifest.format_version}, this code reads {FORMAT_VERSION}"
+        )
+    if expected_embedder is not None and manifest.embedder != expected_embedder:
+        raise IndexMismatchError(
+            f"index {name} was built with embedder {manifest.embedder!r} but {expected_embedder!r} "
+            "is configured: rebuild the index (emoreview index build) or configure that embedder"
+        )
+    if expected_dimension is not None and manifest.dimension != expected_dimension:
+        raise IndexMismatchError(
+            f"index {name} holds {manifest.dimension}-d vectors but the embedder makes "
+            f"{expected_dimension}-d vectors: rebuild the index"
+        )
+    if verify_checksums:
+        for file_name, digest in manifest.files.items():
+            path = directory / file_name
+            if not path.is_file() or file_sha256(path) != digest:
+                raise IndexCorruptError(
+                    f"{path} is missing or does not match its manifest checksum"
+                )
+    index = faiss.read_index(str(directory / INDEX_FILE))
+    metadata = pd.read_parquet(directory / METADATA_FILE)
+    if (
+        index.ntotal != manifest.count
+        or len(metadata) != manifest.count
+        or index.d != manifest.dimension
+    ):
+        raise IndexCorruptError(f"index {name} does not match its manifest counts or dimension")
+    return StoredIndex(index=index, metadata=metadata, manifest=manifest, directory=directory)
+
+
+def read_version_json(stored: StoredIndex, name: str) -> Any:
+    """Read a JSON side file that a later stage stored in the version folder."""
+    return json.loads((stored.directory / name).read_text(encoding="utf-8"))

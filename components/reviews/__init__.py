@@ -1,0 +1,1 @@
+"""Customer reviews: schema, synthetic generation, ingest and validation."""

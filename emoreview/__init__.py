@@ -1,0 +1,3 @@
+"""emoreview: the command-line edge of the system (``emoreview --help``)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from emoreview.cli import main
+
+main()

@@ -1,0 +1,32 @@
+"""Logging setup for the command line: readable lines on stderr, full lines in a file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_NOISY = ("httpx", "urllib3", "great_expectations", "filelock", "huggingface_hub", "faiss")
+
+
+def configure_logging(level: str, log_dir: Path | None = None) -> None:
+    """Send records to stderr (rich) and, when ``log_dir`` is given, to ``emoreview.log``."""
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.setLevel(level)
+    console = RichHandler(
+        console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False
+    )
+    console.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(console)
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(log_dir / "emoreview.log", encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter(_FORMAT))
+        root.addHandler(file_handler)
+    for name in _NOISY:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

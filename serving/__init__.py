@@ -1,0 +1,1 @@
+"""TorchServe packaging, handler and client."""

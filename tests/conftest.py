@@ -1,0 +1,59 @@
+"""Shared fixtures. Expensive things (real MiniLM, a built index) are session-scoped."""
+
+from __future__ import annotations
+
+import os
+
+# Nothing in the tests may wait on the network; set before any HF library is imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from components.settings import Settings  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_emoreview_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests build their settings explicitly; a developer's EMOREVIEW_* must not leak in."""
+    for key in list(os.environ):
+        if key.startswith("EMOREVIEW_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def reviews_700() -> pd.DataFrame:
+    from components.reviews.generate import generate_reviews
+
+    return generate_reviews(per_emotion=100, seed=13)
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The real all-MiniLM-L6-v2 from the offline package."""
+    from components.index.embedder import SentenceTransformerEmbedder
+    from components.settings import DEFAULT_EMBEDDER
+
+    return SentenceTransformerEmbedder.load(DEFAULT_EMBEDDER)
+
+
+@pytest.fixture(scope="session")
+def built_index(tmp_path_factory: pytest.TempPathFactory, reviews_700: pd.DataFrame, minilm):
+    """An index of the default 700 reviews built with the real MiniLM."""
+    from components.index.build import build_review_index
+    from components.index.store import load_index
+
+    root = tmp_path_factory.mktemp("index")
+    settings = Settings.from_dict({})
+    build_review_index(reviews_700, "0" * 64, minilm, settings.index, root, progress=False)
+    return load_index(root, expected_embedder=minilm.model_id)
+
+
+@pytest.fixture
+def workspace_settings(tmp_path: Path) -> Settings:
+    return Settings.from_dict({"workspace": str(tmp_path / "ws")})

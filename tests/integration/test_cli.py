@@ -1,0 +1,97 @@
+"""The review data plane end to end through the real ``emoreview`` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def run_cli(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMOREVIEW_")}
+    return subprocess.run(
+        [sys.executable, "-m", "emoreview", "--workspace", str(workspace), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_generate_validate_build_search(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    generated = run_cli(ws, "reviews", "generate", "--per-emotion", "30", "--json")
+    assert generated.returncode == 0, generated.stderr
+    summary = json.loads(generated.stdout)
+    assert summary["rows"] == 210 and summary["per_emotion"]["angry"] == 30
+
+    validated = run_cli(ws, "reviews", "validate", "--json")
+    assert validated.returncode == 0, validated.stderr
+    assert json.loads(validated.stdout)["passed"] is True
+
+    built = run_cli(ws, "index", "build", "--json")
+    assert built.returncode == 0, built.stderr
+    manifest = json.loads(built.stdout)
+    assert (
+        manifest["count"] == 210
+        and manifest["embedder"] == "sentence-transformers/all-MiniLM-L6-v2"
+    )
+    assert manifest["data_sha256"] == summary["sha256"]
+
+    searched = run_cli(ws, "search", "--emotion", "angry", "why are customers angry", "--json")
+    assert searched.returncode == 0, searched.stderr
+    answer = json.loads(searched.stdout)
+    assert answer["index_version"] == manifest["version"]
+    assert len(answer["results"]) == 4
+    assert {r["emotion"] for r in answer["results"]} == {"angry"}
+    assert len({r["text"] for r in answer["results"]}) == 4
+
+    readable = run_cli(ws, "search", "-e", "happy", "-k", "2", "why are customers happy")
+    assert readable.returncode == 0 and "happy" in readable.stdout
+
+
+def test_bad_input_exits_nonzero_with_a_clear_message(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    missing = run_cli(ws, "reviews", "validate")
+    assert missing.returncode == 2 and "reviews file not found" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+    no_index = run_cli(ws, "search", "anything")
+    assert no_index.returncode == 2 and "emoreview index build" in no_index.stderr
+
+    bad_emotion = run_cli(ws, "search", "-e", "joyful", "anything")
+    assert bad_emotion.returncode == 2 and "unknown emotion 'joyful'" in bad_emotion.stderr
+
+    no_file = run_cli(ws, "reviews", "ingest", str(tmp_path / "nope.csv"))
+    assert no_file.returncode == 2 and "input file not found" in no_file.stderr
+
+
+def test_invalid_data_blocks_the_index_build(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    source = tmp_path / "shop.csv"
+    pd.DataFrame(
+        {
+            "text": ["Lovely kettle, boils fast.", "Terrible, it leaked everywhere."],
+            "emotion": ["happy", ""],
+        }
+    ).to_csv(source, index=False)
+    ingested = run_cli(ws, "reviews", "ingest", str(source), "--json")
+    assert ingested.returncode == 0, ingested.stderr
+    assert json.loads(ingested.stdout)["per_emotion"]["unlabeled"] == 1
+
+    validated = run_cli(ws, "reviews", "validate")
+    assert validated.returncode == 1
+    assert "expect_column_values_to_not_be_null" in validated.stdout
+
+    built = run_cli(ws, "index", "build")
+    assert built.returncode == 2
+    assert "reviews validation failed" in built.stderr
+    assert not (ws / "indexes" / "reviews" / "current").exists()
