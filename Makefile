@@ -42,15 +42,22 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 # The main job on offline defaults, in ./.emoreview (override with EMOREVIEW_WORKSPACE).
+EMO := $(BIN)/emoreview --config infra/demo.yaml
 demo: $(STAMP)
-	@echo "==> 1/4 generating 700 synthetic reviews (100 per emotion)"
-	$(BIN)/emoreview reviews generate
-	@echo "==> 2/4 validating them with Great Expectations (Data Docs in the workspace)"
-	$(BIN)/emoreview reviews validate --data-docs
-	@echo "==> 3/4 embedding with all-MiniLM-L6-v2 and publishing a FAISS index version"
-	$(BIN)/emoreview index build
-	@echo "==> 4/4 why are customers angry?"
-	$(BIN)/emoreview search --emotion angry "why are customers angry"
+	@echo "==> 1/7 generating 700 synthetic reviews (100 per emotion)"
+	$(EMO) reviews generate
+	@echo "==> 2/7 validating them with Great Expectations (Data Docs in the workspace)"
+	$(EMO) reviews validate --data-docs
+	@echo "==> 3/7 embedding with all-MiniLM-L6-v2 and publishing a FAISS index version"
+	$(EMO) index build
+	@echo "==> 4/7 why are customers angry?"
+	$(EMO) search --emotion angry "why are customers angry"
+	@echo "==> 5/7 drawing synthetic FER-format faces (48x48 grayscale)"
+	$(EMO) faces synthesize --per-class 100 --test-per-class 30
+	@echo "==> 6/7 validating the faces and training ResNet-50 briefly on the CPU"
+	$(EMO) train --data .emoreview/data/faces
+	@echo "==> 7/7 predicting the emotion of a generated face"
+	$(EMO) predict-emotion .emoreview/data/faces/test/happy/happy_00000.png
 
 clean:
 	rm -rf .emoreview .pytest_cache .ruff_cache

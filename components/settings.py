@@ -68,6 +68,52 @@ class RetrievalSettings(_Section):
     )
 
 
+class VisionSettings(_Section):
+    input_size: int = Field(
+        48, ge=32, le=320, description="Side the 48x48 faces are resized to (48 or 224 typical)."
+    )
+    stem: Literal["standard", "compact"] = Field(
+        "standard",
+        description=(
+            "standard: torchvision's 7x7/2 conv + max-pool; compact: 3x3/1 conv without "
+            "max-pool (more accurate on 48 px faces, about 9x the compute)."
+        ),
+    )
+    pretrained_weights: Path | None = Field(
+        None, description="Local ImageNet ResNet-50 state_dict (.pth); none by default."
+    )
+    face_detection: Literal["largest", "all"] = "largest"
+    min_face_size: int = Field(24, ge=8)
+    max_image_pixels: int = Field(40_000_000, ge=1, description="Decompression-bomb limit.")
+    batch_size: int = Field(32, ge=1, description="Prediction batch size.")
+    tta: Literal["none", "flip", "ten_crop"] = Field("none", description="Test-time augmentation.")
+
+
+class TrainSettings(_Section):
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    learning_rate: float = Field(0.01, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    scheduler: Literal["plateau", "cosine", "none"] = "plateau"
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    ema_decay: float | None = Field(0.999, description="EMA of weights; null to disable.")
+    disgust_oversample: float = Field(
+        3.0, ge=1.0, description="Sampling weight of the rare disgust class (1 = off)."
+    )
+    augment: bool = True
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="Folder form: train carve-out.")
+    early_stopping_patience: int = Field(6, ge=1)
+    seed: int = 0
+    num_workers: int = Field(0, ge=0)
+    device: str = Field("auto", description="auto (cuda when present), cpu or cuda[:N].")
+    ferplus_votes: Path | None = Field(None, description="fer2013new.csv for FER+ soft labels.")
+    max_train_batches: int | None = Field(
+        None, ge=1, description="Cap batches per epoch (smoke runs)."
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable in emoreview."""
 
@@ -87,6 +133,8 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    vision: VisionSettings = Field(default_factory=VisionSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
 
     @field_validator("workspace")
     @classmethod
@@ -159,6 +207,14 @@ class WorkspacePaths:
     @property
     def index_root(self) -> Path:
         return self.root / "indexes" / "reviews"
+
+    @property
+    def faces_dir(self) -> Path:
+        return self.data_dir / "faces"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
 
     @property
     def logs_dir(self) -> Path:

@@ -35,7 +35,9 @@ reviews_app = typer.Typer(
 )
 index_app = typer.Typer(help="Build and inspect the FAISS index of reviews.", no_args_is_help=True)
 app.add_typer(reviews_app, name="reviews")
+faces_app = typer.Typer(help="Synthetic FER-format face data.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
+app.add_typer(faces_app, name="faces")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
@@ -52,8 +54,12 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from components.reviews.schema import ReviewsFileError
     from components.settings import ConfigFileError
     from components.validation import DataValidationError
+    from components.vision.faces import ImageInputError
+    from components.vision.fer_data import FerDataError
 
     return (
+        ImageInputError,
+        FerDataError,
         UserError,
         UnknownEmotionError,
         EmbedderLoadError,
@@ -371,6 +377,205 @@ def search(
             hit.text,
         )
     out.print(table)
+
+
+# --------------------------------------------------------------------------- vision
+
+
+@faces_app.command("synthesize")
+def faces_synthesize(
+    ctx: typer.Context,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder [default: workspace data/faces].")
+    ] = None,
+    per_class: Annotated[int, typer.Option(help="Training faces per emotion.", min=1)] = 100,
+    test_per_class: Annotated[int, typer.Option(help="Test faces per emotion.", min=1)] = 30,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Draw seeded 48x48 synthetic faces in the FER folder layout (train/ and test/)."""
+    from components.vision.synthetic_faces import synthesize_faces
+
+    settings = _settings(ctx)
+    target = out_dir or settings.paths.faces_dir
+    counts = synthesize_faces(
+        target, per_class_train=per_class, per_class_test=test_per_class, seed=seed
+    )
+    summary = {"path": str(target), "dataset": "synthetic", **counts}
+    if as_json:
+        _emit_json(summary)
+        return
+    out.print(f"Drew {counts['train']} train and {counts['test']} test synthetic faces -> {target}")
+
+
+@app.command("train")
+def train(
+    ctx: typer.Context,
+    data: Annotated[
+        Path, typer.Option("--data", help="fer2013.csv or a folder with train/ and test/.")
+    ],
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs [default: 30].", min=1)] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size [default: 64].", min=1)] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option("--lr", help="Learning rate [default: 0.01].")
+    ] = None,
+    optimizer: Annotated[str | None, typer.Option(help="sgd (Nesterov) or adamw.")] = None,
+    input_size: Annotated[int | None, typer.Option(help="Model input side (48 or 224).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    ferplus: Annotated[
+        Path | None, typer.Option(help="fer2013new.csv: train on FER+ vote distributions.")
+    ] = None,
+    min_per_class: Annotated[
+        int, typer.Option(help="Validation: minimum images per class and split.")
+    ] = 10,
+    resume: Annotated[bool, typer.Option(help="Resume from the run folder's last.pt.")] = False,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Run folder [default: workspace runs/<dataset>-<time>].")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Validate the image data, train ResNet-50, evaluate on the test split, write artifacts."""
+    from components.vision.training_run import run_training
+
+    settings = _settings(ctx)
+    overrides = {
+        "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+        "optimizer": optimizer, "device": device, "ferplus_votes": ferplus,
+    }  # fmt: skip
+    settings = Settings.from_dict(
+        _merge(
+            settings.model_dump(),
+            {
+                "train": {k: v for k, v in overrides.items() if v is not None},
+                "vision": {"input_size": input_size} if input_size else {},
+            },
+        )
+    )
+    if not data.exists():
+        raise UserError(f"data not found: {data}")
+    outcome = run_training(
+        data, settings, run_dir=run_dir, min_per_class=min_per_class, resume=resume
+    )
+    _write_pointer(settings.paths.runs_dir / "latest", outcome.run_dir.name)
+    summary = outcome.summary()
+    if as_json:
+        _emit_json(summary)
+        return
+    out.print(f"[bold]{outcome.evaluation.summary()}[/]")
+    out.print(
+        f"best epoch {outcome.result.best_epoch}, {summary['images_per_second']} training images/s"
+    )
+    table = Table("emotion", "accuracy", "95% CI", "support")
+    for name, metrics in outcome.evaluation.per_class.items():
+        low, high = metrics.accuracy_ci95
+        table.add_row(
+            name, f"{metrics.accuracy:.3f}", f"{low:.2f}-{high:.2f}", str(metrics.support)
+        )
+    out.print(table)
+    out.print(f"artifacts -> {outcome.run_dir}")
+
+
+@app.command("evaluate")
+def evaluate(
+    ctx: typer.Context,
+    data: Annotated[
+        Path, typer.Option("--data", help="fer2013.csv or a folder with train/ and test/.")
+    ],
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Weights file [default: latest run's best.pt].")
+    ] = None,
+    tta: Annotated[str | None, typer.Option(help="none, flip or ten_crop.")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Where to write JSON + PNGs.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Evaluate a model on the test split: metrics JSON, confusion matrix, per-class chart."""
+    from components.vision.evaluate import compute_metrics, predict_probabilities, write_evaluation
+    from components.vision.fer_data import load_fer
+    from components.vision.model import load_weights
+
+    settings = _settings(ctx)
+    if tta is not None and tta not in ("none", "flip", "ten_crop"):
+        raise UserError(f"unknown tta {tta!r}: use none, flip or ten_crop")
+    mode = tta or settings.vision.tta
+    weights = checkpoint or _latest_weights(settings)
+    if not data.exists():
+        raise UserError(f"data not found: {data}")
+    dataset = load_fer(data, val_fraction=settings.train.val_fraction, seed=settings.train.seed)
+    model = load_weights(weights)
+    probabilities = predict_probabilities(model, dataset.test.images, batch_size=256, tta=mode)  # type: ignore[arg-type]
+    report = compute_metrics(dataset.test.labels, probabilities, dataset.name, "test", tta=mode)
+    paths = write_evaluation(report, out_dir or weights.parent / "evaluation")
+    if as_json:
+        _emit_json(
+            {**report.model_dump(mode="json"), "artifacts": {k: str(v) for k, v in paths.items()}}
+        )
+        return
+    out.print(report.summary())
+    out.print("artifacts: " + ", ".join(str(p) for p in paths.values()))
+
+
+@app.command("predict-emotion")
+def predict_emotion(
+    ctx: typer.Context,
+    image: Annotated[Path, typer.Argument(help="Image file (any format Pillow reads).")],
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Weights file [default: latest run's best.pt].")
+    ] = None,
+    all_faces: Annotated[
+        bool, typer.Option("--all-faces", help="Classify every face, not just the largest.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Detect the face(s) in an image and predict the emotion with all 7 probabilities."""
+    from components.vision.predict import EmotionPredictor
+
+    settings = _settings(ctx)
+    if not image.is_file():
+        raise UserError(f"image not found: {image}")
+    predictor = EmotionPredictor.from_weights(
+        checkpoint or _latest_weights(settings), settings.vision
+    )
+    prediction = predictor.predict(image.read_bytes(), all_faces=all_faces or None)
+    if as_json:
+        _emit_json({"image": str(image), **prediction.as_dict()})
+        return
+    if prediction.note:
+        out.print(f"[yellow]{prediction.note}[/]")
+    for n, face in enumerate(prediction.faces, start=1):
+        out.print(f"face {n} at {face.box}: [bold]{face.emotion}[/] ({face.confidence:.1%})")
+        out.print("  " + ", ".join(f"{k} {v:.2f}" for k, v in face.probabilities.items()))
+
+
+def _latest_weights(settings: Settings) -> Path:
+    pointer = settings.paths.runs_dir / "latest"
+    if not pointer.is_file():
+        raise UserError(
+            "no trained model yet: run `emoreview train --data ...` or pass --checkpoint"
+        )
+    weights = settings.paths.runs_dir / pointer.read_text().strip() / "best.pt"
+    if not weights.is_file():
+        raise UserError(f"latest run has no weights: {weights}")
+    return weights
+
+
+def _write_pointer(path: Path, value: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(value + "\n")
+    tmp.replace(path)
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        merged[key] = (
+            _merge(merged[key], value)
+            if isinstance(value, dict) and isinstance(merged.get(key), dict)
+            else value
+        )
+    return merged
 
 
 def _print_counts(counts: dict[str, int]) -> None:

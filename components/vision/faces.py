@@ -1,0 +1,149 @@
+"""Decoding untrusted image bytes, and finding faces in them.
+
+Decoding rejects bad input with a clear :class:`ImageInputError` (empty, not an image,
+truncated, too many pixels), honours EXIF orientation and converts any mode (RGBA,
+palette, 16-bit, CMYK) to 8-bit grayscale. Faces are found with OpenCV's Haar cascade;
+when none is found the whole image is used and the result says so.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+DEFAULT_MAX_PIXELS = 40_000_000
+
+
+class ImageInputError(ValueError):
+    """The bytes are not a usable image. ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode image bytes to an (H, W) uint8 grayscale array, upright per EXIF."""
+    if not data:
+        raise ImageInputError("empty", "empty image: no bytes received")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width == 0 or height == 0:
+                raise ImageInputError("zero_size", "image has zero width or height")
+            if width * height > max_pixels:
+                raise ImageInputError(
+                    "too_large",
+                    f"image is {width}x{height} = {width * height:,} pixels, above the limit of "
+                    f"{max_pixels:,}",
+                )
+            image.load()
+    except ImageInputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageInputError(
+            "too_large", f"image rejected as a decompression bomb: {error}"
+        ) from error
+    except UnidentifiedImageError as error:
+        raise ImageInputError(
+            "not_an_image", "not an image: the bytes are in no known image format"
+        ) from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageInputError("truncated", f"image is truncated or corrupt: {error}") from error
+    return to_gray(ImageOps.exif_transpose(image))
+
+
+def to_gray(image: Image.Image) -> np.ndarray:
+    """Any PIL mode -> uint8 grayscale; transparency is composited on white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        top = array.max() if array.size and array.max() > 255 else 255.0
+        return np.clip(array * (255.0 / top), 0, 255).astype(np.uint8)
+    if image.mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        span = max(array.max() - array.min(), 1e-12)
+        return ((array - array.min()) * (255.0 / span)).astype(np.uint8)
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class Box:
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
+
+
+@dataclass(frozen=True)
+class FaceCrop:
+    """A region to classify: the crop, its box in the image, and whether a face was found."""
+
+    pixels: np.ndarray
+    box: Box
+    detected: bool
+
+
+class FaceDetector:
+    """OpenCV Haar cascade frontal-face detector (``opencv-python-headless`` < 5)."""
+
+    def __init__(self, cascade: object, min_size: int = 24, margin: float = 0.1) -> None:
+        self._cascade = cascade
+        self.min_size = min_size
+        self.margin = margin
+
+    @classmethod
+    def load(
+        cls, cascade_path: Path | None = None, min_size: int = 24, margin: float = 0.1
+    ) -> FaceDetector:
+        import cv2
+
+        path = cascade_path or Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        cascade = cv2.CascadeClassifier(str(path))
+        if cascade.empty():
+            raise FileNotFoundError(f"cannot load Haar cascade {path}")
+        return cls(cascade, min_size=min_size, margin=margin)
+
+    def detect(self, gray: np.ndarray) -> list[Box]:
+        """Face boxes, largest first (``detectMultiScale`` returns ``()`` for none)."""
+        found = self._cascade.detectMultiScale(  # type: ignore[attr-defined]
+            gray, scaleFactor=1.1, minNeighbors=5, minSize=(self.min_size, self.min_size)
+        )
+        boxes = [Box(int(x), int(y), int(w), int(h)) for (x, y, w, h) in found]
+        return sorted(boxes, key=lambda b: b.width * b.height, reverse=True)
+
+    def crop_faces(
+        self, gray: np.ndarray, mode: Literal["largest", "all"] = "largest"
+    ) -> list[FaceCrop]:
+        """Crops to classify: the largest face (or all), else the whole image."""
+        boxes = self.detect(gray) if min(gray.shape[:2]) >= self.min_size else []
+        if not boxes:
+            height, width = gray.shape[:2]
+            return [FaceCrop(pixels=gray, box=Box(0, 0, width, height), detected=False)]
+        chosen = boxes if mode == "all" else boxes[:1]
+        return [
+            FaceCrop(pixels=_crop(gray, box, self.margin), box=box, detected=True) for box in chosen
+        ]
+
+
+def _crop(gray: np.ndarray, box: Box, margin: float) -> np.ndarray:
+    pad_x, pad_y = int(box.width * margin), int(box.height * margin)
+    height, width = gray.shape[:2]
+    top, bottom = max(0, box.y - pad_y), min(height, box.y + box.height + pad_y)
+    left, right = max(0, box.x - pad_x), min(width, box.x + box.width + pad_x)
+    return gray[top:bottom, left:right]

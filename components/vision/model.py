@@ -1,0 +1,101 @@
+"""ResNet-50 for 7 FER-2013 emotions on grayscale faces.
+
+The network takes (N, 1, S, S) float tensors in [0, 1]: grayscale is handled by a 1-channel
+first convolution (ImageNet weights, when given, are summed over RGB, which is the same as
+replicating gray to 3 channels). Input normalisation lives inside the module, so a saved
+``state_dict`` plus this class is everything serving needs (no pickled objects).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+from torchvision.models import resnet50
+
+from components.emotions import EMOTIONS
+
+# ImageNet mean/std of RGB folded to one gray channel (luma weights).
+GRAY_MEAN = 0.299 * 0.485 + 0.587 * 0.456 + 0.114 * 0.406
+GRAY_STD = 0.299 * 0.229 + 0.587 * 0.224 + 0.114 * 0.225
+
+
+class EmotionResNet(nn.Module):
+    """torchvision ResNet-50 with a 1-channel stem and a 7-class head."""
+
+    def __init__(
+        self,
+        num_classes: int = len(EMOTIONS),
+        stem: Literal["standard", "compact"] = "standard",
+        input_size: int = 48,
+    ) -> None:
+        super().__init__()
+        self.stem = stem
+        self.input_size = input_size
+        # zero_init_residual: each block starts as identity, which trains much faster from
+        # scratch; ImageNet weights, when loaded, overwrite it.
+        net = resnet50(weights=None, zero_init_residual=True)
+        if stem == "compact":
+            net.conv1 = nn.Conv2d(1, 64, kernel_size=3, stride=1, padding=1, bias=False)
+            net.maxpool = nn.Identity()
+        else:
+            net.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        net.fc = nn.Linear(net.fc.in_features, num_classes)
+        self.net = net
+        self.register_buffer("mean", torch.tensor(GRAY_MEAN).view(1, 1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(GRAY_STD).view(1, 1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, 7) for (N, 1, S, S) inputs in [0, 1]."""
+        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+            x = nn.functional.interpolate(
+                x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
+            )
+        return self.net((x - self.mean) / self.std)
+
+    def architecture(self) -> dict[str, object]:
+        return {
+            "arch": "resnet50",
+            "stem": self.stem,
+            "input_size": self.input_size,
+            "classes": list(EMOTIONS),
+        }
+
+
+def load_imagenet_weights(model: EmotionResNet, path: Path) -> None:
+    """Initialise from a local torchvision ResNet-50 ImageNet ``state_dict`` (not downloaded)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    conv1 = state["conv1.weight"]  # (64, 3, 7, 7)
+    if model.stem == "standard":
+        state["conv1.weight"] = conv1.sum(dim=1, keepdim=True)
+    else:
+        state.pop("conv1.weight")
+    state.pop("fc.weight", None)
+    state.pop("fc.bias", None)
+    missing, unexpected = model.net.load_state_dict(state, strict=False)
+    allowed = {"fc.weight", "fc.bias", "conv1.weight"}
+    if set(missing) - allowed or unexpected:
+        raise ValueError(
+            f"{path} is not a ResNet-50 state_dict (missing {missing}, unexpected {unexpected})"
+        )
+
+
+def save_weights(model: EmotionResNet, path: Path) -> None:
+    """Save architecture + weights as plain tensors/primitives (loadable with weights_only)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"architecture": model.architecture(), "state_dict": model.state_dict()}, tmp)
+    tmp.replace(path)
+
+
+def load_weights(path: Path, map_location: str | torch.device = "cpu") -> EmotionResNet:
+    """Rebuild the model from :func:`save_weights` output without unpickling objects."""
+    payload = torch.load(path, map_location=map_location, weights_only=True)
+    arch = payload["architecture"]
+    if arch.get("arch") != "resnet50" or list(arch.get("classes", [])) != list(EMOTIONS):
+        raise ValueError(f"{path} is not an emoreview ResNet-50 emotion model")
+    model = EmotionResNet(stem=arch["stem"], input_size=int(arch["input_size"]))
+    model.load_state_dict(payload["state_dict"])
+    return model.eval()

@@ -1,0 +1,159 @@
+"""Image bytes -> faces -> emotion with all 7 probabilities and the face box.
+
+``EmotionPredictor`` loads once (weights, Haar cascade) and is cheap per call. Many images
+are classified in one forward pass (``predict_many``): TorchServe's batches and the
+pipeline use that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from components.emotions import EMOTIONS
+from components.settings import VisionSettings
+from components.vision.evaluate import predict_probabilities
+from components.vision.faces import FaceCrop, FaceDetector, decode_image
+from components.vision.fer_data import IMAGE_SIZE
+from components.vision.model import EmotionResNet, load_weights
+
+
+@dataclass(frozen=True)
+class FacePrediction:
+    emotion: str
+    confidence: float
+    probabilities: dict[str, float]
+    box: dict[str, int]
+    face_detected: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "emotion": self.emotion,
+            "confidence": self.confidence,
+            "probabilities": self.probabilities,
+            "box": self.box,
+            "face_detected": self.face_detected,
+        }
+
+
+@dataclass(frozen=True)
+class ImagePrediction:
+    faces: list[FacePrediction] = field(default_factory=list)
+
+    @property
+    def primary(self) -> FacePrediction:
+        """The largest face (or the whole image when no face was found)."""
+        return self.faces[0]
+
+    @property
+    def note(self) -> str | None:
+        if self.faces and not self.faces[0].face_detected:
+            return "no face detected: the whole image was classified"
+        return None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"faces": [f.as_dict() for f in self.faces], "note": self.note}
+
+
+def face_to_input(pixels: np.ndarray) -> np.ndarray:
+    """A grayscale crop of any size -> 48x48 uint8, the FER format the model is trained on."""
+    if pixels.shape[:2] == (IMAGE_SIZE, IMAGE_SIZE):
+        return pixels
+    shrinking = pixels.shape[0] > IMAGE_SIZE or pixels.shape[1] > IMAGE_SIZE
+    return cv2.resize(
+        pixels,
+        (IMAGE_SIZE, IMAGE_SIZE),
+        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
+    )
+
+
+class EmotionPredictor:
+    def __init__(
+        self,
+        model: EmotionResNet,
+        detector: FaceDetector,
+        settings: VisionSettings,
+        device: str = "cpu",
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.detector = detector
+        self.settings = settings
+        self.device = device
+
+    @classmethod
+    def from_weights(
+        cls, path: Path, settings: VisionSettings, device: str = "cpu"
+    ) -> EmotionPredictor:
+        detector = FaceDetector.load(min_size=settings.min_face_size)
+        return cls(load_weights(path), detector, settings, device)
+
+    def predict(self, data: bytes, all_faces: bool | None = None) -> ImagePrediction:
+        return self.predict_many([data], all_faces=all_faces)[0]
+
+    def predict_many(
+        self, images: Sequence[bytes], all_faces: bool | None = None
+    ) -> list[ImagePrediction]:
+        """Decode, detect and classify every face of every image in one forward pass.
+
+        Raises :class:`~components.vision.faces.ImageInputError` for the first bad image;
+        callers that must isolate bad inputs decode first with :meth:`decode`.
+        """
+        return self.predict_decoded([self.decode(data) for data in images], all_faces=all_faces)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return decode_image(data, max_pixels=self.settings.max_image_pixels)
+
+    def predict_decoded(
+        self, images: Sequence[np.ndarray], all_faces: bool | None = None
+    ) -> list[ImagePrediction]:
+        mode = (
+            "all"
+            if (all_faces if all_faces is not None else self.settings.face_detection == "all")
+            else "largest"
+        )
+        crops: list[list[FaceCrop]] = [self.detector.crop_faces(gray, mode=mode) for gray in images]
+        flat = [crop for per_image in crops for crop in per_image]
+        if not flat:
+            return []
+        batch = np.stack([face_to_input(crop.pixels) for crop in flat])
+        probabilities = predict_probabilities(
+            self.model,
+            batch,
+            batch_size=max(len(batch), 1),
+            tta=self.settings.tta,
+            device=self.device,
+        )
+        results, cursor = [], 0
+        for per_image in crops:
+            faces = []
+            for crop in per_image:
+                probs = probabilities[cursor]
+                cursor += 1
+                best = int(probs.argmax())
+                faces.append(
+                    FacePrediction(
+                        emotion=EMOTIONS[best],
+                        confidence=float(probs[best]),
+                        probabilities={name: float(probs[i]) for i, name in enumerate(EMOTIONS)},
+                        box=crop.box.as_dict(),
+                        face_detected=crop.detected,
+                    )
+                )
+            results.append(ImagePrediction(faces=faces))
+        return results
+
+    @torch.inference_mode()
+    def classify_faces(self, faces: np.ndarray) -> np.ndarray:
+        """Probabilities (N, 7) for already-cropped (N, 48, 48) faces."""
+        return predict_probabilities(
+            self.model,
+            faces,
+            batch_size=self.settings.batch_size,
+            tta=self.settings.tta,
+            device=self.device,
+        )

@@ -1,0 +1,152 @@
+"""One training run, end to end: validate the images, train, evaluate, write artifacts.
+
+Everything a run produces lands in its run folder (weights, history, evaluation JSON and
+charts, data manifest, validation report), so the registry can log the folder as is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from components.settings import Settings
+from components.validation import ValidationReport, raise_for_failures
+from components.vision.evaluate import (
+    EvaluationReport,
+    compute_metrics,
+    predict_probabilities,
+    write_evaluation,
+)
+from components.vision.fer_data import FerDataset, load_fer
+from components.vision.manifest import (
+    manifest_from_dataset,
+    manifest_from_folder,
+    manifest_sha256,
+    validate_image_manifest,
+)
+from components.vision.train import EpochStats, TrainResult, resolve_device, train_classifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingOutcome:
+    run_name: str
+    run_dir: Path
+    dataset: str
+    data_sha256: str
+    validation: ValidationReport
+    evaluation: EvaluationReport
+    result: TrainResult
+    artifacts: dict[str, Path]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "run_name": self.run_name,
+            "run_dir": str(self.run_dir),
+            "dataset": self.dataset,
+            "data_sha256": self.data_sha256,
+            "validation_passed": self.validation.passed,
+            "best_epoch": self.result.best_epoch,
+            "epochs_run": len(self.result.history),
+            "images_per_second": round(self.result.images_per_second, 1),
+            "test_accuracy": self.evaluation.accuracy,
+            "test_macro_f1": self.evaluation.macro_f1,
+            "test_weighted_f1": self.evaluation.weighted_f1,
+            "weights": str(self.result.weights_path),
+            "artifacts": {k: str(v) for k, v in self.artifacts.items()},
+        }
+
+
+def validate_image_data(
+    data: Path, min_per_class: int = 10, out_dir: Path | None = None
+) -> tuple[ValidationReport, str, FerDataset | None]:
+    """Manifest + suite for a dataset path; returns (report, data sha256, loaded CSV dataset)."""
+    if data.is_dir():
+        manifest, dataset = manifest_from_folder(data), None
+    else:
+        dataset = load_fer(data)
+        manifest = manifest_from_dataset(dataset)
+    report = validate_image_manifest(manifest, min_per_class=min_per_class)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        manifest.to_csv(out_dir / "data_manifest.csv", index=False)
+        (out_dir / "validation.json").write_text(report.model_dump_json(indent=2))
+    return report, manifest_sha256(manifest), dataset
+
+
+def run_training(
+    data: Path,
+    settings: Settings,
+    run_dir: Path | None = None,
+    min_per_class: int = 10,
+    resume: bool = False,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+    progress: bool = True,
+) -> TrainingOutcome:
+    """Validate ``data`` (raising on failure), train, evaluate on test, write artifacts."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    probe_name = "synthetic" if (data / "SYNTHETIC").exists() else data.stem
+    run_dir = run_dir or settings.paths.runs_dir / f"{probe_name}-{stamp}"
+    report, data_sha, dataset = validate_image_data(data, min_per_class, out_dir=run_dir)
+    raise_for_failures(report)
+    if dataset is None:
+        dataset = load_fer(
+            data,
+            val_fraction=settings.train.val_fraction,
+            seed=settings.train.seed,
+            ferplus_votes=settings.train.ferplus_votes,
+        )
+    elif settings.train.ferplus_votes is not None:
+        dataset = load_fer(data, ferplus_votes=settings.train.ferplus_votes)
+    log.info(
+        "training on %s: %d train / %d val / %d test images",
+        dataset.name, len(dataset.train), len(dataset.val), len(dataset.test),
+    )  # fmt: skip
+    result = train_classifier(
+        dataset,
+        settings.vision,
+        settings.train,
+        run_dir,
+        resume=resume,
+        on_epoch=on_epoch,
+        progress=progress,
+    )
+    device = resolve_device(settings.train.device)
+    probabilities = predict_probabilities(
+        result.model.to(device),
+        dataset.test.images,
+        batch_size=256,
+        tta=settings.vision.tta,
+        device=device,
+    )
+    result.model.cpu()
+    evaluation = compute_metrics(
+        dataset.test.labels, probabilities, dataset.name, "test", tta=settings.vision.tta
+    )
+    artifacts = write_evaluation(evaluation, run_dir)
+    artifacts.update(
+        data_manifest=run_dir / "data_manifest.csv",
+        validation=run_dir / "validation.json",
+        history=run_dir / "history.json",
+        weights=result.weights_path,  # type: ignore[dict-item]
+    )
+    (run_dir / "settings.json").write_text(settings.model_dump_json(indent=2))
+    artifacts["settings"] = run_dir / "settings.json"
+    outcome = TrainingOutcome(
+        run_name=run_dir.name,
+        run_dir=run_dir,
+        dataset=dataset.name,
+        data_sha256=data_sha,
+        validation=report,
+        evaluation=evaluation,
+        result=result,
+        artifacts=artifacts,
+    )
+    (run_dir / "summary.json").write_text(json.dumps(outcome.summary(), indent=2))
+    log.info(evaluation.summary())
+    return outcome

@@ -1,0 +1,104 @@
+"""Decoding untrusted bytes and finding faces."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from components.vision.faces import FaceDetector, ImageInputError, decode_image
+
+
+def _encode(image: Image.Image, fmt: str = "PNG", **kwargs: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def astronaut_png() -> bytes:
+    from skimage import data
+
+    return _encode(Image.fromarray(data.astronaut()))
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector.load()
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"", "empty"),
+        (b"definitely not an image", "not_an_image"),
+        (b"%PDF-1.4 a pdf", "not_an_image"),
+    ],
+)
+def test_bad_bytes(payload: bytes, reason: str) -> None:
+    with pytest.raises(ImageInputError) as caught:
+        decode_image(payload)
+    assert caught.value.reason == reason
+
+
+def test_truncated_image(astronaut_png: bytes) -> None:
+    with pytest.raises(ImageInputError, match="truncated") as caught:
+        decode_image(astronaut_png[: len(astronaut_png) // 3])
+    assert caught.value.reason == "truncated"
+
+
+def test_pixel_limit_and_decompression_bomb() -> None:
+    big = _encode(Image.new("L", (3000, 3000), 0))  # tiny file, 9 M pixels
+    with pytest.raises(ImageInputError, match="above the limit") as caught:
+        decode_image(big, max_pixels=1_000_000)
+    assert caught.value.reason == "too_large"
+    assert decode_image(big, max_pixels=10_000_000).shape == (3000, 3000)
+
+
+def test_exif_orientation_is_honoured() -> None:
+    image = Image.new("L", (40, 20), 0)
+    image.paste(255, (0, 0, 10, 20))  # white band on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    gray = decode_image(_encode(image, "JPEG", exif=exif.tobytes(), quality=95))
+    assert gray.shape == (40, 20)
+    assert gray[:5].mean() > 200 and gray[-5:].mean() < 50  # band is now at the top
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P", "I;16", "CMYK", "1", "LA"])
+def test_any_mode_converts_to_gray(mode: str) -> None:
+    base = Image.fromarray(np.tile(np.arange(0, 256, 4, dtype=np.uint8), (16, 1)))
+    image = (
+        base.convert(mode)
+        if mode != "I;16"
+        else Image.fromarray(np.asarray(base).astype(np.uint16) * 257)
+    )
+    fmt = "TIFF" if mode in ("CMYK", "I;16") else "PNG"
+    gray = decode_image(_encode(image, fmt))
+    assert gray.dtype == np.uint8 and gray.shape == (16, 64)
+    assert gray[:, -1].mean() > gray[:, 0].mean()
+
+
+def test_transparent_pixels_become_white() -> None:
+    image = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    assert decode_image(_encode(image)).min() == 255
+
+
+def test_finds_the_face_in_a_real_photo(astronaut_png: bytes, detector: FaceDetector) -> None:
+    gray = decode_image(astronaut_png)
+    boxes = detector.detect(gray)
+    assert boxes, "no face found in skimage's astronaut()"
+    box = boxes[0]
+    # Eileen Collins's face sits around x 180-270, y 60-160 in the 512x512 photo.
+    assert 150 < box.x + box.width / 2 < 300 and 50 < box.y + box.height / 2 < 180
+    crops = detector.crop_faces(gray)
+    assert len(crops) == 1 and crops[0].detected
+
+
+def test_no_face_falls_back_to_whole_image(detector: FaceDetector) -> None:
+    gray = np.full((100, 80), 128, dtype=np.uint8)
+    crops = detector.crop_faces(gray)
+    assert len(crops) == 1 and not crops[0].detected
+    assert crops[0].box.as_dict() == {"x": 0, "y": 0, "width": 80, "height": 100}
