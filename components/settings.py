@@ -165,8 +165,8 @@ class Settings(BaseSettings):
         """
         from_yaml = read_yaml_config(config_file) if config_file else {}
         from_env_and_defaults = cls().model_dump(exclude_unset=True)  # env only (unset = default)
-        merged = _deep_merge(
-            _deep_merge(from_yaml, from_env_and_defaults), _drop_none(overrides or {})
+        merged = deep_merge(
+            deep_merge(from_yaml, from_env_and_defaults), _drop_none(overrides or {})
         )
         return cls.from_dict(merged)
 
@@ -252,11 +252,12 @@ def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Merge nested dicts; values of ``top`` win."""
     out = dict(base)
     for key, value in top.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from components.settings import Settings
+from components.settings import Settings, deep_merge
 
 log = logging.getLogger("emoreview")
 out = Console()
@@ -443,7 +443,7 @@ def train(
         "optimizer": optimizer, "device": device, "ferplus_votes": ferplus,
     }  # fmt: skip
     settings = Settings.from_dict(
-        _merge(
+        deep_merge(
             settings.model_dump(),
             {
                 "train": {k: v for k, v in overrides.items() if v is not None},
@@ -565,17 +565,6 @@ def _write_pointer(path: Path, value: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(value + "\n")
     tmp.replace(path)
-
-
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in top.items():
-        merged[key] = (
-            _merge(merged[key], value)
-            if isinstance(value, dict) and isinstance(merged.get(key), dict)
-            else value
-        )
-    return merged
 
 
 def _print_counts(counts: dict[str, int]) -> None:

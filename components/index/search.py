@@ -17,7 +17,7 @@ import pandas as pd
 
 from components.emotions import EMOTIONS, emotion_query, normalize_emotion
 from components.index.embedder import Embedder
-from components.index.store import StoredIndex
+from components.index.store import IndexMismatchError, StoredIndex
 from components.reviews.generate import normalize_text
 from components.settings import RetrievalSettings
 
@@ -41,6 +41,11 @@ class ReviewSearcher:
     def __init__(
         self, stored: StoredIndex, embedder: Embedder, settings: RetrievalSettings
     ) -> None:
+        if stored.manifest.dimension != embedder.dimension:
+            raise IndexMismatchError(
+                f"index {stored.version} holds {stored.manifest.dimension}-d vectors but "
+                f"embedder {embedder.model_id!r} makes {embedder.dimension}-d vectors"
+            )
         self.stored = stored
         self.embedder = embedder
         self.settings = settings

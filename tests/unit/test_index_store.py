@@ -83,6 +83,8 @@ def test_manifest_mismatch_is_refused(tmp_path: Path, small_reviews: pd.DataFram
         load_index(tmp_path, expected_embedder="sentence-transformers/all-MiniLM-L6-v2")
     with pytest.raises(IndexMismatchError, match="64-d vectors but the embedder makes 384-d"):
         load_index(tmp_path, expected_dimension=384)
+    with pytest.raises(IndexMismatchError, match="makes 32-d vectors"):
+        ReviewSearcher(load_index(tmp_path), BagOfWordsEmbedder(dimension=32), RetrievalSettings())
 
 
 def test_missing_index_is_a_clear_error(tmp_path: Path) -> None:
