@@ -157,9 +157,7 @@ def image_expectations(
     if image_size is not None:
         width, height = image_size
         expectations += [
-            gxe.ExpectColumnValuesToBeBetween(
-                column="width", min_value=width, max_value=width, row_condition=None
-            ),
+            gxe.ExpectColumnValuesToBeBetween(column="width", min_value=width, max_value=width),
             gxe.ExpectColumnValuesToBeBetween(column="height", min_value=height, max_value=height),
         ]
     return expectations
