@@ -19,8 +19,6 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from components.emotions import EMOTIONS
-
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -263,4 +261,4 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["EMOTIONS", "Settings", "WorkspacePaths", "ConfigFileError", "read_yaml_config"]
+__all__ = ["Settings", "WorkspacePaths", "ConfigFileError", "read_yaml_config", "deep_merge"]

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from components.files import write_text_atomic
 from components.settings import Settings, deep_merge
 
 log = logging.getLogger("emoreview")
@@ -456,7 +457,7 @@ def train(
     outcome = run_training(
         data, settings, run_dir=run_dir, min_per_class=min_per_class, resume=resume
     )
-    _write_pointer(settings.paths.runs_dir / "latest", outcome.run_dir.name)
+    write_text_atomic(settings.paths.runs_dir / "latest", outcome.run_dir.name + "\n")
     summary = outcome.summary()
     if as_json:
         _emit_json(summary)
@@ -558,13 +559,6 @@ def _latest_weights(settings: Settings) -> Path:
     if not weights.is_file():
         raise UserError(f"latest run has no weights: {weights}")
     return weights
-
-
-def _write_pointer(path: Path, value: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(value + "\n")
-    tmp.replace(path)
 
 
 def _print_counts(counts: dict[str, int]) -> None:

@@ -14,9 +14,7 @@ half-written version, and a failed build leaves the previous one in place.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import shutil
 import uuid
 from collections.abc import Callable
@@ -30,6 +28,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from components.files import write_text_atomic
 from components.hashing import file_sha256
 from components.settings import IndexSettings
 
@@ -125,24 +124,15 @@ def write_index_version(
             p.name: file_sha256(p) for p in sorted(staging.iterdir()) if p.name != MANIFEST_FILE
         }
         final_manifest = manifest.model_copy(update={"files": files})
-        _write_text_atomic(staging / MANIFEST_FILE, final_manifest.model_dump_json(indent=2))
+        write_text_atomic(staging / MANIFEST_FILE, final_manifest.model_dump_json(indent=2))
         staging.rename(versions / manifest.version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _write_text_atomic(root / CURRENT_POINTER, manifest.version + "\n")
+    write_text_atomic(root / CURRENT_POINTER, manifest.version + "\n")
     log.info("index version %s published (%d vectors)", manifest.version, index.ntotal)
     prune_versions(root, keep=keep_versions)
     return final_manifest
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def list_versions(root: Path) -> list[str]:
@@ -242,8 +232,3 @@ def load_index(
     ):
         raise IndexCorruptError(f"index {name} does not match its manifest counts or dimension")
     return StoredIndex(index=index, metadata=metadata, manifest=manifest, directory=directory)
-
-
-def read_version_json(stored: StoredIndex, name: str) -> Any:
-    """Read a JSON side file that a later stage stored in the version folder."""
-    return json.loads((stored.directory / name).read_text(encoding="utf-8"))

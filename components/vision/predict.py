@@ -13,7 +13,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from components.emotions import EMOTIONS
 from components.settings import VisionSettings
@@ -146,14 +145,3 @@ class EmotionPredictor:
                 )
             results.append(ImagePrediction(faces=faces))
         return results
-
-    @torch.inference_mode()
-    def classify_faces(self, faces: np.ndarray) -> np.ndarray:
-        """Probabilities (N, 7) for already-cropped (N, 48, 48) faces."""
-        return predict_probabilities(
-            self.model,
-            faces,
-            batch_size=self.settings.batch_size,
-            tta=self.settings.tta,
-            device=self.device,
-        )

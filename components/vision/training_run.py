@@ -63,13 +63,20 @@ class TrainingOutcome:
 
 
 def validate_image_data(
-    data: Path, min_per_class: int = 10, out_dir: Path | None = None
+    data: Path,
+    min_per_class: int = 10,
+    out_dir: Path | None = None,
+    ferplus_votes: Path | None = None,
 ) -> tuple[ValidationReport, str, FerDataset | None]:
-    """Manifest + suite for a dataset path; returns (report, data sha256, loaded CSV dataset)."""
+    """Manifest + suite for a dataset path; returns (report, data sha256, loaded CSV dataset).
+
+    The CSV form has to be parsed to be hashed, so its dataset (with FER+ soft labels when
+    ``ferplus_votes`` is given) is returned for training to reuse.
+    """
     if data.is_dir():
         manifest, dataset = manifest_from_folder(data), None
     else:
-        dataset = load_fer(data)
+        dataset = load_fer(data, ferplus_votes=ferplus_votes)
         manifest = manifest_from_dataset(dataset)
     report = validate_image_manifest(manifest, min_per_class=min_per_class)
     if out_dir is not None:
@@ -92,7 +99,9 @@ def run_training(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     probe_name = "synthetic" if (data / "SYNTHETIC").exists() else data.stem
     run_dir = run_dir or settings.paths.runs_dir / f"{probe_name}-{stamp}"
-    report, data_sha, dataset = validate_image_data(data, min_per_class, out_dir=run_dir)
+    report, data_sha, dataset = validate_image_data(
+        data, min_per_class, out_dir=run_dir, ferplus_votes=settings.train.ferplus_votes
+    )
     raise_for_failures(report)
     if dataset is None:
         dataset = load_fer(
@@ -101,8 +110,6 @@ def run_training(
             seed=settings.train.seed,
             ferplus_votes=settings.train.ferplus_votes,
         )
-    elif settings.train.ferplus_votes is not None:
-        dataset = load_fer(data, ferplus_votes=settings.train.ferplus_votes)
     log.info(
         "training on %s: %d train / %d val / %d test images",
         dataset.name, len(dataset.train), len(dataset.val), len(dataset.test),

@@ -100,3 +100,40 @@ def test_training_refuses_leaky_data(faces: Path, tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "leaks_into_train_from" in result.stderr
     assert not (tmp_path / "ws" / "runs" / "latest").exists()
+
+
+def test_csv_form_with_ferplus_votes_trains_on_the_voted_rows(tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows, votes = [], []
+    vote_columns = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear"]
+    extra = {"contempt": 0, "unknown": 0, "NF": 0}
+    fer_to_vote = {
+        0: "anger",
+        1: "disgust",
+        2: "fear",
+        3: "happiness",
+        4: "sadness",
+        5: "surprise",
+        6: "neutral",
+    }
+    for usage in ("Training", "Training", "PublicTest", "PrivateTest"):
+        for emotion in range(7):
+            pixels = rng.integers(0, 256, 48 * 48)
+            rows.append({"emotion": emotion, "pixels": " ".join(map(str, pixels)), "Usage": usage})
+            votes.append(
+                {"Usage": usage, **{c: 0 for c in vote_columns}, fer_to_vote[emotion]: 10, **extra}
+            )
+    votes[0] = {**votes[0], "anger": 0}  # a training row nobody voted for: FER+ drops it
+    pd.DataFrame(rows).to_csv(tmp_path / "fer2013.csv", index=False)
+    pd.DataFrame(votes).to_csv(tmp_path / "fer2013new.csv", index=False)
+
+    recipe = {**SHORT_RECIPE, "epochs": 1, "ferplus_votes": str(tmp_path / "fer2013new.csv")}
+    settings = Settings.from_dict({"workspace": str(tmp_path / "ws"), "train": recipe})
+    outcome = run_training(tmp_path / "fer2013.csv", settings, min_per_class=1, progress=False)
+    assert outcome.dataset == "fer2013" and len(outcome.result.history) == 1
+    manifest = pd.read_csv(outcome.artifacts["data_manifest"])
+    assert len(manifest) == len(rows) - 1
+    assert manifest["split"].value_counts().to_dict() == {"train": 13, "test": 7, "val": 7}
