@@ -48,16 +48,17 @@ demo: $(STAMP)
 	$(EMO) reviews generate
 	@echo "==> 2/7 validating them with Great Expectations (Data Docs in the workspace)"
 	$(EMO) reviews validate --data-docs
-	@echo "==> 3/7 embedding with all-MiniLM-L6-v2 and publishing a FAISS index version"
+	@echo "==> 3/7 scoring sentiment, embedding with all-MiniLM-L6-v2, precomputing the 7 answers, publishing a FAISS index version"
 	$(EMO) index build
 	@echo "==> 4/7 why are customers angry?"
 	$(EMO) search --emotion angry "why are customers angry"
 	@echo "==> 5/7 drawing synthetic FER-format faces (48x48 grayscale)"
 	$(EMO) faces synthesize --per-class 100 --test-per-class 30
-	@echo "==> 6/7 validating the faces and training ResNet-50 briefly on the CPU"
+	@echo "==> 6/7 validating the faces, training ResNet-50 briefly on the CPU, registering it in MLflow (promotion gate)"
 	$(EMO) train --data .emoreview/data/faces
-	@echo "==> 7/7 predicting the emotion of a generated face"
-	$(EMO) predict-emotion .emoreview/data/faces/test/happy/happy_00000.png
+	$(EMO) registry audit
+	@echo "==> 7/7 a face photo -> emotion -> why customers felt it (summary + reviews + sentiment)"
+	$(EMO) analyze .emoreview/data/faces/test/happy/happy_00000.png
 
 clean:
 	rm -rf .emoreview .pytest_cache .ruff_cache

@@ -112,6 +112,96 @@ class TrainSettings(_Section):
     )
 
 
+class NlpSettings(_Section):
+    """The review-analysis models: summarizer, sentiment and emotion tagger.
+
+    Each has a method choice where ``auto`` uses the transformer model when its weights
+    load from local files and otherwise the offline method, with a logged warning.
+    """
+
+    summarizer: Literal["flan-t5", "extractive", "auto"] = "auto"
+    summarizer_model: str = Field(
+        "google/flan-t5-base", description="Seq2seq hub id or local path (flan-t5 method)."
+    )
+    max_review_tokens: int = Field(
+        96, ge=8, le=1024, description="flan-t5: tokens kept from each review in the prompt."
+    )
+    max_input_tokens: int = Field(
+        384, ge=32, le=2048, description="flan-t5: hard cap on prompt tokens."
+    )
+    max_new_tokens: int = Field(64, ge=1, le=512, description="flan-t5: longest summary.")
+    min_new_tokens: int = Field(
+        0, ge=0, le=512, description="flan-t5: shortest summary (benchmarks fix the length)."
+    )
+    num_beams: int = Field(1, ge=1, le=8, description="flan-t5: 1 = greedy decoding.")
+    quantize_int8: bool = Field(
+        False, description="flan-t5 on CPU: dynamic int8 quantization of the linear layers."
+    )
+    summary_sentences: int = Field(
+        2, ge=1, le=10, description="extractive: sentences in a summary."
+    )
+    sentiment: Literal["roberta", "vader", "auto"] = "auto"
+    sentiment_model: str = Field(
+        "cardiffnlp/twitter-roberta-base-sentiment-latest",
+        description="Text-classification hub id or local path (roberta method).",
+    )
+    tagger: Literal["distilroberta", "prototype", "auto"] = "auto"
+    tagger_model: str = Field(
+        "j-hartmann/emotion-english-distilroberta-base",
+        description="Emotion classifier hub id or local path (distilroberta method).",
+    )
+    batch_size: int = Field(32, ge=1, le=1024, description="Texts per forward pass.")
+    device: str = Field("cpu", description="torch device for the NLP models.")
+    answer_cache_size: int = Field(
+        512, ge=0, description="LRU entries for free-text answers (0 disables)."
+    )
+
+
+class RegistrySettings(_Section):
+    """MLflow tracking and the model registry."""
+
+    tracking_uri: str | None = Field(
+        None,
+        description=(
+            "MLflow tracking URI, e.g. http://127.0.0.1:5000 for an `mlflow server`; "
+            "default: sqlite:///<workspace>/mlflow.db with artifacts in the workspace."
+        ),
+    )
+    model_name: str = Field("emotion-classifier", min_length=1)
+    experiment: str = Field("emotion-classifier", min_length=1)
+    index_experiment: str = Field("indexes", min_length=1)
+    promotion_margin: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="A challenger must beat the champion's test macro-F1 by at least this.",
+    )
+
+
+class ServingSettings(_Section):
+    """TorchServe: addresses (loopback), ports, workers, dynamic batching, limits."""
+
+    host: str = Field("127.0.0.1", description="Bind address; see README before changing it.")
+    inference_port: int = Field(8080, ge=1, le=65535)
+    management_port: int = Field(8081, ge=1, le=65535)
+    metrics_port: int = Field(8082, ge=1, le=65535)
+    grpc_inference_port: int = Field(7070, ge=1, le=65535)
+    grpc_management_port: int = Field(7071, ge=1, le=65535)
+    initial_worker_port: int = Field(
+        9000, ge=1024, le=65000, description="Workers' socket ports start here."
+    )
+    workers: int = Field(1, ge=1, le=16, description="Workers per served model.")
+    batch_size: int = Field(8, ge=1, le=256, description="Dynamic batch size (image models).")
+    max_batch_delay_ms: int = Field(10, ge=0, le=10_000)
+    response_timeout_s: int = Field(120, ge=1)
+    startup_timeout_s: int = Field(180, ge=1)
+    max_request_mb: int = Field(10, ge=1, le=512)
+    token_expiration_min: int = Field(60, ge=1)
+    url: str | None = Field(
+        None, description="Inference URL clients call [default: http://host:inference_port]."
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable in emoreview."""
 
@@ -133,6 +223,9 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     vision: VisionSettings = Field(default_factory=VisionSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
+    nlp: NlpSettings = Field(default_factory=NlpSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     @field_validator("workspace")
     @classmethod
@@ -217,6 +310,24 @@ class WorkspacePaths:
     @property
     def logs_dir(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlartifacts"
+
+    @property
+    def serving_dir(self) -> Path:
+        """TorchServe's model store, runtime config, key file, logs and private TMPDIR."""
+        return self.root / "serving"
+
+    @property
+    def models_dir(self) -> Path:
+        """Registered models fetched for local use, one folder per version."""
+        return self.root / "models"
 
 
 class ConfigFileError(ValueError):

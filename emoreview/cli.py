@@ -39,8 +39,30 @@ app.add_typer(reviews_app, name="reviews")
 faces_app = typer.Typer(help="Synthetic FER-format face data.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 app.add_typer(faces_app, name="faces")
+registry_app = typer.Typer(
+    help="The MLflow model registry: audit, show, promote, rollback.", no_args_is_help=True
+)
+app.add_typer(registry_app, name="registry")
+serve_app = typer.Typer(
+    help="TorchServe: package the champion, start, stop, status, reload.", no_args_is_help=True
+)
+app.add_typer(serve_app, name="serve")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url", help="Served inference URL, e.g. http://127.0.0.1:8080.", show_default=False
+    ),
+]
+KeyFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key-file",
+        help="TorchServe key_file.json [default: the workspace's serving/key_file.json].",
+        show_default=False,
+    ),
+]
 
 
 class UserError(Exception):
@@ -48,15 +70,20 @@ class UserError(Exception):
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
+    from components.analysis.index_build import UnlabeledReviewsError
     from components.emotions import UnknownEmotionError
     from components.index.embedder import EmbedderLoadError
     from components.index.store import IndexStoreError
+    from components.nlp.loading import ModelLoadError
     from components.reviews.ingest import IngestError
     from components.reviews.schema import ReviewsFileError
     from components.settings import ConfigFileError
     from components.validation import DataValidationError
     from components.vision.faces import ImageInputError
     from components.vision.fer_data import FerDataError
+    from registry.models import RegistryError
+    from serving.client import ClientError
+    from serving.server import ServerError
 
     return (
         ImageInputError,
@@ -69,6 +96,11 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
         ReviewsFileError,
         ConfigFileError,
         DataValidationError,
+        ModelLoadError,
+        UnlabeledReviewsError,
+        RegistryError,
+        ServerError,
+        ClientError,
     )
 
 
@@ -101,6 +133,14 @@ def configure(
         str | None,
         typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.", show_default=False),
     ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri",
+            help="MLflow tracking URI [default: sqlite in the workspace].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Build the settings once for every command."""
     from pydantic import ValidationError
@@ -109,7 +149,12 @@ def configure(
 
     try:
         settings = Settings.load(
-            config, {"workspace": workspace, "log_level": log_level.upper() if log_level else None}
+            config,
+            {
+                "workspace": workspace,
+                "log_level": log_level.upper() if log_level else None,
+                "registry": {"tracking_uri": tracking_uri},
+            },
         )
     except ValidationError as error:
         raise UserError(f"invalid settings: {error}") from error
@@ -259,6 +304,48 @@ def reviews_validate(
         raise typer.Exit(code=1)
 
 
+@reviews_app.command("tag")
+def reviews_tag(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None, typer.Argument(help="Reviews Parquet [default: workspace data].")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Where to write the tagged reviews [default: in place].")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Tag reviews that have no emotion (distilroberta emotion model, or nearest prototype)."""
+    from components.hashing import file_sha256
+    from components.index.embedder import SentenceTransformerEmbedder
+    from components.nlp.tagging import load_emotion_tagger, tag_reviews
+    from components.reviews.schema import read_reviews, write_reviews
+    from components.reviews.validate import emotion_counts
+
+    settings = _settings(ctx)
+    path = file or settings.paths.reviews
+    frame = read_reviews(path)
+    embedder = SentenceTransformerEmbedder.load(
+        settings.embedder.model, settings.embedder.device, settings.embedder.batch_size
+    )
+    labeled = frame[frame["emotion"].notna()]
+    tagger = load_emotion_tagger(settings.nlp, embedder, labeled)
+    tagged, count = tag_reviews(frame, tagger)
+    target = write_reviews(tagged, output or path)
+    summary = {
+        "path": str(target),
+        "tagged": count,
+        "tagger": tagger.model_id,
+        "sha256": file_sha256(target),
+        "per_emotion": emotion_counts(tagged),
+    }
+    if as_json:
+        _emit_json(summary)
+        return
+    out.print(f"Tagged [bold]{count}[/] reviews with {tagger.model_id} -> {target}")
+    _print_counts(summary["per_emotion"])
+
+
 # --------------------------------------------------------------------------- index
 
 
@@ -271,10 +358,13 @@ def index_build(
     kind: Annotated[str | None, typer.Option(help="flat (exact) or hnsw.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Validate the reviews, embed them and publish a new index version atomically."""
+    """Validate, score sentiment, embed, precompute the 7 emotion answers and publish a new
+    index version atomically."""
+    from components.analysis.index_build import build_analysis_index
     from components.hashing import file_sha256
-    from components.index.build import build_review_index
     from components.index.embedder import SentenceTransformerEmbedder
+    from components.nlp.sentiment import load_sentiment_scorer
+    from components.nlp.summarize import load_summarizer
     from components.reviews.schema import read_reviews
     from components.reviews.validate import validate_reviews
     from components.validation import raise_for_failures
@@ -290,15 +380,28 @@ def index_build(
     embedder = SentenceTransformerEmbedder.load(
         settings.embedder.model, settings.embedder.device, settings.embedder.batch_size
     )
-    manifest = build_review_index(
-        frame, file_sha256(path), embedder, settings.index, settings.paths.index_root
+    manifest = build_analysis_index(
+        frame,
+        file_sha256(path),
+        embedder,
+        load_sentiment_scorer(settings.nlp),
+        load_summarizer(settings.nlp, embedder),
+        settings,
+        settings.paths.index_root,
     )
+    from registry.tracking import log_index_build
+
+    log_index_build(settings, manifest, path)
     if as_json:
         _emit_json(manifest.model_dump(mode="json"))
         return
     out.print(
         f"Index version [bold]{manifest.version}[/]: {manifest.count} reviews, "
         f"{manifest.kind}, {manifest.dimension}-d {manifest.embedder}"
+    )
+    out.print(
+        f"sentiment: {manifest.extras.get('sentiment')}, "
+        f"emotion answers precomputed with {manifest.extras.get('summarizer')}"
     )
     out.print(f"-> {settings.paths.index_root}")
 
@@ -433,9 +536,24 @@ def train(
     run_dir: Annotated[
         Path | None, typer.Option(help="Run folder [default: workspace runs/<dataset>-<time>].")
     ] = None,
+    register: Annotated[
+        bool,
+        typer.Option(
+            "--register/--no-register",
+            help="Track the run in MLflow, register the model and apply the promotion gate.",
+        ),
+    ] = True,
+    allow_invalid_data: Annotated[
+        bool,
+        typer.Option(
+            "--allow-invalid-data",
+            help="Train even when data validation fails (recorded; never champion).",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Validate the image data, train ResNet-50, evaluate on the test split, write artifacts."""
+    """Validate the image data, train ResNet-50, evaluate on the test split, write artifacts,
+    then register the model in MLflow and decide whether it becomes champion."""
     from components.vision.training_run import run_training
 
     settings = _settings(ctx)
@@ -454,11 +572,31 @@ def train(
     )
     if not data.exists():
         raise UserError(f"data not found: {data}")
-    outcome = run_training(
-        data, settings, run_dir=run_dir, min_per_class=min_per_class, resume=resume
-    )
+    registration = None
+    if register:
+        from registry.training import train_and_register
+
+        registration = train_and_register(
+            data,
+            settings,
+            min_per_class=min_per_class,
+            run_dir=run_dir,
+            resume=resume,
+            allow_invalid_data=allow_invalid_data,
+        )
+        outcome = registration.outcome
+        summary = registration.summary()
+    else:
+        outcome = run_training(
+            data,
+            settings,
+            run_dir=run_dir,
+            min_per_class=min_per_class,
+            resume=resume,
+            allow_invalid_data=allow_invalid_data,
+        )
+        summary = outcome.summary()
     write_text_atomic(settings.paths.runs_dir / "latest", outcome.run_dir.name + "\n")
-    summary = outcome.summary()
     if as_json:
         _emit_json(summary)
         return
@@ -474,6 +612,15 @@ def train(
         )
     out.print(table)
     out.print(f"artifacts -> {outcome.run_dir}")
+    if registration is not None:
+        verdict = (
+            "[green]champion[/]" if registration.decision.promoted else "[yellow]challenger[/]"
+        )
+        out.print(
+            f"registered {settings.registry.model_name} version {registration.version} "
+            f"(MLflow run {registration.run_id}): {verdict}: {registration.decision.reason}",
+            soft_wrap=True,
+        )
 
 
 @app.command("evaluate")
@@ -547,6 +694,335 @@ def predict_emotion(
     for n, face in enumerate(prediction.faces, start=1):
         out.print(f"face {n} at {face.box}: [bold]{face.emotion}[/] ({face.confidence:.1%})")
         out.print("  " + ", ".join(f"{k} {v:.2f}" for k, v in face.probabilities.items()))
+
+
+# --------------------------------------------------------------------------- serving
+
+
+@serve_app.command("package")
+def serve_package(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Build the model archives from the registry's champion and the current index."""
+    from dataclasses import asdict
+
+    from serving.deploy import package_champion
+    from serving.package import model_store
+
+    settings = _settings(ctx)
+    bundle = package_champion(settings)
+    if as_json:
+        _emit_json(asdict(bundle))
+        return
+    out.print(
+        f"archives version {bundle.version} (registry version {bundle.classifier_version}, "
+        f"index {bundle.index_version}) -> {model_store(settings)}: "
+        + ", ".join(bundle.archives.values()),
+        soft_wrap=True,
+    )
+
+
+@serve_app.command("start")
+def serve_start(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Package the champion and start TorchServe on 127.0.0.1 (token auth on); a running
+    server gets the new version through a zero-downtime reload instead."""
+    from dataclasses import asdict
+
+    from serving.deploy import deploy_champion
+    from serving.server import TorchServe
+
+    settings = _settings(ctx)
+    deployment = deploy_champion(settings, start=True)
+    server = TorchServe(settings)
+    if as_json:
+        _emit_json({"action": deployment.action, **asdict(deployment.bundle), **server.status()})
+        return
+    out.print(
+        f"TorchServe {deployment.action}: version {deployment.bundle.version} at "
+        f"{server.inference_url} (management {server.management_url}, metrics "
+        f"{server.metrics_url}/metrics); token file {server.folder / 'key_file.json'}",
+        soft_wrap=True,
+    )
+
+
+@serve_app.command("reload")
+def serve_reload(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Serve the current champion and index on the running server without downtime."""
+    from dataclasses import asdict
+
+    from serving.deploy import deploy_champion
+
+    settings = _settings(ctx)
+    deployment = deploy_champion(settings, start=False)
+    if deployment.action == "packaged":
+        raise UserError("no server is running: use `emoreview serve start`")
+    if as_json:
+        _emit_json({"action": deployment.action, **asdict(deployment.bundle)})
+        return
+    previous = deployment.previous.version if deployment.previous else None
+    out.print(f"{deployment.action}: version {deployment.bundle.version} (was {previous})")
+
+
+@serve_app.command("stop")
+def serve_stop(ctx: typer.Context) -> None:
+    """Stop TorchServe (same TMPDIR as start)."""
+    from serving.server import TorchServe
+
+    stopped = TorchServe(_settings(ctx)).stop()
+    out.print("TorchServe stopped" if stopped else "no TorchServe was running")
+
+
+@serve_app.command("status")
+def serve_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Whether TorchServe runs, and which model versions with how many workers."""
+    from serving.server import TorchServe
+
+    status = TorchServe(_settings(ctx)).status()
+    if as_json:
+        _emit_json(status)
+        return
+    if not status["running"]:
+        out.print(f"TorchServe is not running ({status['inference_url']})")
+        raise typer.Exit(code=1)
+    out.print(f"TorchServe at {status['inference_url']}, metrics {status['metrics_url']}")
+    for name, versions in status["models"].items():
+        for version in versions:
+            default = " (default)" if version["default"] else ""
+            out.print(
+                f"  {name} v{version['version']}{default}: workers {version['workers']}, "
+                f"batch {version['batch_size']} / {version['max_batch_delay']} ms"
+            )
+
+
+@app.command("predict")
+def predict(
+    ctx: typer.Context,
+    image: Annotated[Path, typer.Argument(help="A photo of a face.")],
+    emotion_only: Annotated[
+        bool, typer.Option("--emotion-only", help="Only the classifier (`emotion` endpoint).")
+    ] = False,
+    url: UrlOption = None,
+    key_file: KeyFileOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Send a photo to the served `emotion_reviews` endpoint (or `emotion`) and print it."""
+    from components.analysis.answer import Answer
+
+    settings = _settings(ctx)
+    if not image.is_file():
+        raise UserError(f"image not found: {image}")
+    client = _client(settings, url, key_file)
+    data = image.read_bytes()
+    body = client.emotion(data) if emotion_only else client.emotion_reviews(data)
+    if as_json or emotion_only:
+        _emit_json(body)
+        return
+    versions = body.pop("versions", {})
+    _print_answer(Answer.model_validate(body), False)
+    out.print(f"served model version {versions.get('model_version')}")
+
+
+def _client(settings: Settings, url: str | None, key_file: Path | None) -> Any:
+    from serving.client import EmoreviewClient
+
+    serving = settings.serving
+    target = url or serving.url or f"http://{serving.host}:{serving.inference_port}"
+    return EmoreviewClient(target, key_file or settings.paths.serving_dir / "key_file.json")
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@registry_app.command("audit")
+def registry_audit(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """One row per model version: aliases, scores, data lineage, promotion decision."""
+    from registry.training import open_registry
+
+    settings = _settings(ctx)
+    registry = open_registry(settings)
+    rows = [record.row() for record in registry.records()]
+    if as_json:
+        _emit_json({"model": registry.name, "versions": rows, "history": registry.history()})
+        return
+    if not rows:
+        out.print(f"{registry.name} has no versions yet: run `emoreview train --data ...`")
+        return
+    table = Table(
+        "ver", "aliases", "created (UTC)", "acc", "F1", "dataset", "data", "valid",
+        "commit", "decision",
+        title=f"{registry.name} ({settings.registry.tracking_uri or 'workspace sqlite'})",
+    )  # fmt: skip
+    for row in rows:
+        commit = str(row["git_commit"] or "")[:7] + ("*" if row["git_dirty"] == "true" else "")
+        table.add_row(
+            row["version"],
+            ",".join(row["aliases"]),
+            row["created"][5:16].replace("T", " "),
+            _fmt(row["test_accuracy"]),
+            _fmt(row["test_macro_f1"]),
+            str(row["dataset"]),
+            str(row["data_sha256"] or "")[:8],
+            str(row["validation_status"]),
+            commit,
+            str(row["promotion_decision"]),
+        )
+    out.print(table)
+    out.print("why (F1 = test macro-F1, * = uncommitted changes):")
+    for row in rows:
+        out.print(f"  v{row['version']}: {row['promotion_reason']}", soft_wrap=True)
+
+
+@registry_app.command("show")
+def registry_show(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="Version number or alias (champion).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Everything recorded about one model version."""
+    from registry.training import open_registry
+
+    registry = open_registry(_settings(ctx))
+    number = version if version.isdigit() else registry.alias_version(version)
+    if number is None:
+        raise UserError(f"{registry.name} has no version with alias {version!r}")
+    record = registry.record(number)
+    document = {
+        "model": registry.name,
+        "version": record.version,
+        "aliases": record.aliases,
+        "created": record.created.isoformat(),
+        "run_id": record.run_id,
+        "metrics": record.metrics,
+        "tags": record.tags,
+    }
+    if as_json:
+        _emit_json(document)
+    else:
+        out.print_json(json.dumps(document, default=str))
+
+
+@registry_app.command("promote")
+def registry_promote(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="Version number to make champion.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded on the version).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Manual override: make VERSION champion, recording the reason."""
+    import getpass
+
+    from registry.training import open_registry
+
+    registry = open_registry(_settings(ctx))
+    record = registry.promote(version, reason, actor=getpass.getuser())
+    if as_json:
+        _emit_json(record.row())
+        return
+    out.print(f"{registry.name} version {record.version} is champion ({reason})")
+
+
+@registry_app.command("rollback")
+def registry_rollback(
+    ctx: typer.Context,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "manual rollback",
+    as_json: JsonFlag = False,
+) -> None:
+    """Champion back to the previous champion, recorded on both versions."""
+    from registry.training import open_registry
+
+    registry = open_registry(_settings(ctx))
+    old, new = registry.rollback(reason)
+    if as_json:
+        _emit_json({"from": old, "to": new, "reason": reason})
+        return
+    out.print(f"{registry.name} champion rolled back from version {old} to version {new}")
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+@app.command("analyze")
+def analyze(
+    ctx: typer.Context,
+    image: Annotated[Path, typer.Argument(help="A photo of a face.")],
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Weights file [default: the current model].")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """A face photo -> its emotion -> why customers felt it: summary and 4 reviews.
+
+    The classifier is the registry's champion (or --checkpoint)."""
+    from components.analysis.pipeline import ReviewAnalysisPipeline
+
+    settings = _settings(ctx)
+    if not image.is_file():
+        raise UserError(f"image not found: {image}")
+    pipeline = ReviewAnalysisPipeline.load(settings, _classifier_source(settings, checkpoint))
+    answer = pipeline.from_image(image.read_bytes())
+    _print_answer(answer, as_json)
+
+
+@app.command("ask")
+def ask(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help='A question, e.g. "why are customers angry?"')],
+    emotion: Annotated[
+        str | None, typer.Option("--emotion", "-e", help="Only reviews with this emotion.")
+    ] = None,
+    k: Annotated[
+        int | None, typer.Option("-k", help="Number of reviews [default: 4].", min=1, max=100)
+    ] = None,
+    url: UrlOption = None,
+    key_file: KeyFileOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Answer a free-text question from the reviews: summary plus reviews with sentiment.
+
+    In-process by default; with --url, from the served `reviews` endpoint."""
+    from components.analysis.answer import Answer
+    from components.analysis.pipeline import ReviewAnalysisPipeline
+    from components.emotions import normalize_emotion
+
+    settings = _settings(ctx)
+    if not query.strip():
+        raise UserError("query must not be empty")
+    emotion = normalize_emotion(emotion) if emotion else None
+    if url:
+        body = _client(settings, url, key_file).reviews(query, emotion=emotion, k=k)
+        if as_json:
+            _emit_json(body)
+            return
+        body.pop("versions", None)
+        _print_answer(Answer.model_validate(body), False)
+        return
+    pipeline = ReviewAnalysisPipeline.load(settings)
+    _print_answer(pipeline.from_text(query, emotion=emotion, k=k), as_json)
+
+
+def _print_answer(answer: Any, as_json: bool) -> None:
+    if as_json:
+        _emit_json(answer.model_dump(mode="json"))
+    else:
+        out.print(answer.describe(), highlight=False, soft_wrap=True, markup=False)
+
+
+def _classifier_source(settings: Settings, checkpoint: Path | None) -> Any:
+    from components.vision.predict import ClassifierSource
+
+    if checkpoint is not None:
+        if not checkpoint.is_file():
+            raise UserError(f"checkpoint not found: {checkpoint}")
+        return ClassifierSource(checkpoint)
+    from registry.training import open_registry
+
+    registry = open_registry(settings)
+    if registry.champion_version() is not None:
+        return registry.fetch("champion", settings.paths.models_dir)
+    log.warning("no champion in the registry: using the latest training run's weights")
+    return ClassifierSource(_latest_weights(settings))
 
 
 def _latest_weights(settings: Settings) -> Path:

@@ -57,3 +57,44 @@ def built_index(tmp_path_factory: pytest.TempPathFactory, reviews_700: pd.DataFr
 @pytest.fixture
 def workspace_settings(tmp_path: Path) -> Settings:
     return Settings.from_dict({"workspace": str(tmp_path / "ws")})
+
+
+@pytest.fixture(scope="session")
+def tiny_nlp_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random T5, RoBERTa sentiment and RoBERTa emotion models saved like checkpoints."""
+    from tests.tiny_models import (
+        EMOTION_MODEL_LABELS,
+        SENTIMENT_LABELS,
+        save_tiny_roberta_classifier,
+        save_tiny_t5,
+    )
+
+    root = tmp_path_factory.mktemp("nlp-models")
+    return {
+        "t5": save_tiny_t5(root / "tiny-flan-t5"),
+        "sentiment": save_tiny_roberta_classifier(root / "tiny-sentiment", SENTIMENT_LABELS),
+        "emotion": save_tiny_roberta_classifier(root / "tiny-emotion", EMOTION_MODEL_LABELS),
+    }
+
+
+@pytest.fixture(scope="session")
+def random_classifier_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained EmotionResNet saved the way training saves one."""
+    import torch
+
+    from components.vision.model import EmotionResNet, save_weights
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("classifier") / "weights.pt"
+    save_weights(EmotionResNet(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Seeded synthetic FER-format faces: 60 train and 15 test images per emotion."""
+    from components.vision.synthetic_faces import synthesize_faces
+
+    root = tmp_path_factory.mktemp("faces")
+    synthesize_faces(root, per_class_train=60, per_class_test=15, seed=0, progress=False)
+    return root

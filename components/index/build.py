@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from components.index.embedder import Embedder
 from components.index.store import (
     IndexManifest,
+    StoredIndex,
     build_faiss_index,
     new_version_name,
     write_index_version,
@@ -41,18 +42,20 @@ def embed_texts(
     return np.concatenate(chunks).astype(np.float32, copy=False)
 
 
-def build_review_index(
+def assemble_review_index(
     reviews: pd.DataFrame,
     data_sha256: str,
     embedder: Embedder,
     settings: IndexSettings,
-    root: Path,
     vectors: np.ndarray | None = None,
-    extra_files: dict[str, Callable[[Path], None]] | None = None,
     extras: dict[str, object] | None = None,
     progress: bool = True,
-) -> IndexManifest:
-    """Embed (unless ``vectors`` are given), build and publish a new index version."""
+) -> StoredIndex:
+    """Embed (unless ``vectors`` are given) and build an index version in memory.
+
+    Nothing is written: later stages can search it (to precompute answers) before
+    :func:`publish_review_index` makes it visible.
+    """
     if reviews.empty:
         raise ValueError("cannot build an index from zero reviews")
     texts = reviews["text"].astype(str).tolist()
@@ -76,11 +79,45 @@ def build_review_index(
         emotion_counts=emotion_counts(reviews),
         extras=dict(extras or {}),
     )
+    return StoredIndex(
+        index=index, metadata=reviews.reset_index(drop=True), manifest=manifest, directory=None
+    )
+
+
+def publish_review_index(
+    stored: StoredIndex,
+    root: Path,
+    keep_versions: int,
+    extra_files: dict[str, Callable[[Path], None]] | None = None,
+    extras: dict[str, object] | None = None,
+) -> IndexManifest:
+    """Write an assembled index as a new version and point ``current`` at it."""
+    manifest = stored.manifest
+    if extras:
+        manifest = manifest.model_copy(update={"extras": {**manifest.extras, **extras}})
     return write_index_version(
         root,
-        index,
-        reviews,
+        stored.index,
+        stored.metadata,
         manifest,
         extra_files=extra_files,
-        keep_versions=settings.keep_versions,
+        keep_versions=keep_versions,
     )
+
+
+def build_review_index(
+    reviews: pd.DataFrame,
+    data_sha256: str,
+    embedder: Embedder,
+    settings: IndexSettings,
+    root: Path,
+    vectors: np.ndarray | None = None,
+    extra_files: dict[str, Callable[[Path], None]] | None = None,
+    extras: dict[str, object] | None = None,
+    progress: bool = True,
+) -> IndexManifest:
+    """Embed (unless ``vectors`` are given), build and publish a new index version."""
+    stored = assemble_review_index(
+        reviews, data_sha256, embedder, settings, vectors, extras, progress
+    )
+    return publish_review_index(stored, root, settings.keep_versions, extra_files)

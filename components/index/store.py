@@ -172,7 +172,7 @@ class StoredIndex:
     index: faiss.Index
     metadata: pd.DataFrame
     manifest: IndexManifest
-    directory: Path
+    directory: Path | None = None  # None while assembled in memory, before publishing
 
     @property
     def version(self) -> str:

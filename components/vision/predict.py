@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from components.emotions import EMOTIONS
+from components.hashing import file_sha256
 from components.settings import VisionSettings
 from components.vision.evaluate import predict_probabilities
 from components.vision.faces import FaceCrop, FaceDetector, decode_image
@@ -69,6 +70,22 @@ def face_to_input(pixels: np.ndarray) -> np.ndarray:
         (IMAGE_SIZE, IMAGE_SIZE),
         interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
     )
+
+
+@dataclass(frozen=True)
+class ClassifierSource:
+    """Where the emotion classifier comes from, and how answers name it."""
+
+    weights: Path
+    name: str = "emotion-classifier"
+    version: str | None = None
+    sha256: str | None = None
+
+    def describe(self) -> dict[str, str]:
+        digest = self.sha256 or file_sha256(self.weights)
+        out = {"classifier": f"{self.name}/{self.version}" if self.version else str(self.weights)}
+        out["classifier_sha256"] = digest
+        return out
 
 
 class EmotionPredictor:

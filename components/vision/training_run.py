@@ -39,6 +39,7 @@ class TrainingOutcome:
     run_dir: Path
     dataset: str
     data_sha256: str
+    test_set_sha256: str
     validation: ValidationReport
     evaluation: EvaluationReport
     result: TrainResult
@@ -50,6 +51,7 @@ class TrainingOutcome:
             "run_dir": str(self.run_dir),
             "dataset": self.dataset,
             "data_sha256": self.data_sha256,
+            "test_set_sha256": self.test_set_sha256,
             "validation_passed": self.validation.passed,
             "best_epoch": self.result.best_epoch,
             "epochs_run": len(self.result.history),
@@ -62,13 +64,24 @@ class TrainingOutcome:
         }
 
 
+@dataclass(frozen=True)
+class ImageDataCheck:
+    """The validation of one image dataset and the digests that identify it."""
+
+    report: ValidationReport
+    data_sha256: str
+    test_set_sha256: str
+    dataset: FerDataset | None
+
+
 def validate_image_data(
     data: Path,
     min_per_class: int = 10,
     out_dir: Path | None = None,
     ferplus_votes: Path | None = None,
-) -> tuple[ValidationReport, str, FerDataset | None]:
-    """Manifest + suite for a dataset path; returns (report, data sha256, loaded CSV dataset).
+) -> ImageDataCheck:
+    """Manifest + suite for a dataset path, with the digests of all data and of the test
+    split (models are only compared on the same test set).
 
     The CSV form has to be parsed to be hashed, so its dataset (with FER+ soft labels when
     ``ferplus_votes`` is given) is returned for training to reuse.
@@ -83,7 +96,12 @@ def validate_image_data(
         out_dir.mkdir(parents=True, exist_ok=True)
         manifest.to_csv(out_dir / "data_manifest.csv", index=False)
         (out_dir / "validation.json").write_text(report.model_dump_json(indent=2))
-    return report, manifest_sha256(manifest), dataset
+    return ImageDataCheck(
+        report=report,
+        data_sha256=manifest_sha256(manifest),
+        test_set_sha256=manifest_sha256(manifest[manifest["split"] == "test"]),
+        dataset=dataset,
+    )
 
 
 def run_training(
@@ -94,15 +112,26 @@ def run_training(
     resume: bool = False,
     on_epoch: Callable[[EpochStats], None] | None = None,
     progress: bool = True,
+    allow_invalid_data: bool = False,
 ) -> TrainingOutcome:
-    """Validate ``data`` (raising on failure), train, evaluate on test, write artifacts."""
+    """Validate ``data`` (raising on failure unless ``allow_invalid_data``), train, evaluate
+    on test, write artifacts."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     probe_name = "synthetic" if (data / "SYNTHETIC").exists() else data.stem
     run_dir = run_dir or settings.paths.runs_dir / f"{probe_name}-{stamp}"
-    report, data_sha, dataset = validate_image_data(
+    check = validate_image_data(
         data, min_per_class, out_dir=run_dir, ferplus_votes=settings.train.ferplus_votes
     )
-    raise_for_failures(report)
+    report, dataset = check.report, check.dataset
+    if allow_invalid_data and not report.passed:
+        log.warning(
+            "data validation FAILED (%d of %d expectations); training anyway because "
+            "invalid data was explicitly allowed: this model can never become champion",
+            report.evaluated - report.successful,
+            report.evaluated,
+        )
+    else:
+        raise_for_failures(report)
     if dataset is None:
         dataset = load_fer(
             data,
@@ -148,7 +177,8 @@ def run_training(
         run_name=run_dir.name,
         run_dir=run_dir,
         dataset=dataset.name,
-        data_sha256=data_sha,
+        data_sha256=check.data_sha256,
+        test_set_sha256=check.test_set_sha256,
         validation=report,
         evaluation=evaluation,
         result=result,

@@ -95,3 +95,48 @@ def test_invalid_data_blocks_the_index_build(tmp_path: Path) -> None:
     assert built.returncode == 2
     assert "reviews validation failed" in built.stderr
     assert not (ws / "indexes" / "reviews" / "current").exists()
+
+
+def test_tag_analyze_and_ask(tmp_path: Path, random_classifier_weights: Path) -> None:
+    from components.reviews.generate import generate_reviews
+
+    ws = tmp_path / "ws"
+    reviews = generate_reviews(per_emotion=40, seed=3)
+    unlabeled = reviews.index % 4 == 0
+    reviews.loc[unlabeled, "emotion"] = None
+    csv = tmp_path / "reviews.csv"
+    reviews[["review_id", "text", "emotion"]].to_csv(csv, index=False)
+    assert run_cli(ws, "reviews", "ingest", str(csv), "--id-column", "review_id").returncode == 0
+    build = run_cli(ws, "index", "build")
+    assert build.returncode == 2 and "reviews tag" in build.stderr, build.stderr
+
+    tagged = run_cli(ws, "reviews", "tag", "--json")
+    assert tagged.returncode == 0, tagged.stderr
+    summary = json.loads(tagged.stdout)
+    assert summary["tagged"] == int(unlabeled.sum())
+    assert summary["tagger"].startswith("prototype:")
+    assert "unlabeled" not in summary["per_emotion"]
+    assert run_cli(ws, "index", "build").returncode == 0
+
+    image = tmp_path / "face.png"
+    from PIL import Image
+
+    Image.new("L", (64, 64), 120).save(image)
+    analyzed = run_cli(ws, "analyze", str(image), "--checkpoint", str(random_classifier_weights))
+    assert analyzed.returncode == 0, analyzed.stderr
+    text = analyzed.stdout
+    assert "Emotion:" in text and "Summary (extractive:" in text and "Index " in text
+    assert all(f"\n{n}. [" in text for n in range(1, 5))
+    assert "classifier_sha256:" in text
+
+    asked = run_cli(ws, "ask", "why are customers angry?", "--emotion", "angry", "--json")
+    assert asked.returncode == 0, asked.stderr
+    answer = json.loads(asked.stdout)
+    assert answer["emotion"] == "angry" and len(answer["reviews"]) == 4
+    assert {r["emotion"] for r in answer["reviews"]} == {"angry"}
+    assert answer["sentiment_method"] == "vader:vadersentiment"
+
+    bad = run_cli(ws, "analyze", str(csv), "--checkpoint", str(random_classifier_weights))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    unknown = run_cli(ws, "ask", "why?", "--emotion", "grumpy")
+    assert unknown.returncode == 2 and "unknown emotion" in unknown.stderr

@@ -8,57 +8,14 @@ from pathlib import Path
 import pytest
 
 from components.settings import Settings
-from components.vision.synthetic_faces import synthesize_faces
 from components.vision.training_run import run_training
 from tests.integration.test_cli import run_cli
+from tests.integration.test_registry import WEAK_RECIPE
 
 pytestmark = pytest.mark.integration
 
-# A plain short recipe: the defaults (EMA, augmentation, oversampling) target the real
-# 28k-image FER-2013 and need far more steps than a CI run can afford on 2 cores.
-SHORT_RECIPE = {
-    "epochs": 4,
-    "batch_size": 16,
-    "optimizer": "adamw",
-    "learning_rate": 0.001,
-    "scheduler": "none",
-    "ema_decay": None,
-    "disgust_oversample": 1.0,
-    "augment": False,
-    "label_smoothing": 0.0,
-}
 
-
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("faces")
-    synthesize_faces(root, per_class_train=60, per_class_test=15, seed=0, progress=False)
-    return root
-
-
-def test_short_training_is_far_above_chance(faces: Path, tmp_path: Path) -> None:
-    settings = Settings.from_dict({"workspace": str(tmp_path / "ws"), "train": SHORT_RECIPE})
-    outcome = run_training(faces, settings, progress=False)
-    assert outcome.dataset == "synthetic" and outcome.run_name.startswith("synthetic-")
-    assert outcome.validation.passed
-    # Chance is 1/7 = 14%; the synthetic task is easy, so hold a real bar.
-    assert outcome.evaluation.accuracy >= 0.80, outcome.evaluation.summary()
-    history = outcome.result.history
-    assert history[-1].train_loss < history[0].train_loss
-    for name in (
-        "evaluation",
-        "confusion_matrix",
-        "per_class_accuracy",
-        "data_manifest",
-        "validation",
-        "weights",
-    ):
-        assert outcome.artifacts[name].is_file(), name
-    summary = json.loads((outcome.run_dir / "summary.json").read_text())
-    assert summary["test_accuracy"] == outcome.evaluation.accuracy
-
-
-def test_vision_cli(faces: Path, tmp_path: Path) -> None:
+def test_vision_cli(synthetic_faces: Path, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     synthesized = run_cli(
         ws, "faces", "synthesize", "--per-class", "10", "--test-per-class", "3", "--json"
@@ -67,18 +24,21 @@ def test_vision_cli(faces: Path, tmp_path: Path) -> None:
     assert json.loads(synthesized.stdout)["train"] == 70
 
     trained = run_cli(
-        ws, "train", "--data", str(faces), "--epochs", "1", "--optimizer", "adamw", "--lr", "0.001",
-        "--batch-size", "32", "--min-per-class", "10", "--json",
+        ws, "train", "--data", str(synthetic_faces), "--epochs", "1", "--optimizer", "adamw",
+        "--lr", "0.001", "--batch-size", "32", "--min-per-class", "10", "--json",
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     summary = json.loads(trained.stdout)
     assert summary["dataset"] == "synthetic" and summary["images_per_second"] > 0
+    # Registered in the workspace's default sqlite MLflow and, being first, champion.
+    assert summary["registered_version"] == "1" and summary["champion_version"] == "1"
+    assert (ws / "mlflow.db").is_file() and (ws / "mlartifacts").is_dir()
 
-    evaluated = run_cli(ws, "evaluate", "--data", str(faces), "--tta", "flip", "--json")
+    evaluated = run_cli(ws, "evaluate", "--data", str(synthetic_faces), "--tta", "flip", "--json")
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["tta"] == "flip"
 
-    face = faces / "test" / "happy" / "happy_00000.png"
+    face = synthetic_faces / "test" / "happy" / "happy_00000.png"
     predicted = run_cli(ws, "predict-emotion", str(face), "--json")
     assert predicted.returncode == 0, predicted.stderr
     answer = json.loads(predicted.stdout)
@@ -90,11 +50,11 @@ def test_vision_cli(faces: Path, tmp_path: Path) -> None:
     assert bad.returncode == 2 and "not an image" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_training_refuses_leaky_data(faces: Path, tmp_path: Path) -> None:
+def test_training_refuses_leaky_data(synthetic_faces: Path, tmp_path: Path) -> None:
     import shutil
 
     leaky = tmp_path / "leaky"
-    shutil.copytree(faces, leaky)
+    shutil.copytree(synthetic_faces, leaky)
     shutil.copy(leaky / "train/angry/angry_00003.png", leaky / "test/angry/copied.png")
     result = run_cli(tmp_path / "ws", "train", "--data", str(leaky), "--epochs", "1")
     assert result.returncode == 2
@@ -130,7 +90,11 @@ def test_csv_form_with_ferplus_votes_trains_on_the_voted_rows(tmp_path: Path) ->
     pd.DataFrame(rows).to_csv(tmp_path / "fer2013.csv", index=False)
     pd.DataFrame(votes).to_csv(tmp_path / "fer2013new.csv", index=False)
 
-    recipe = {**SHORT_RECIPE, "epochs": 1, "ferplus_votes": str(tmp_path / "fer2013new.csv")}
+    recipe = {
+        **WEAK_RECIPE,
+        "max_train_batches": None,
+        "ferplus_votes": str(tmp_path / "fer2013new.csv"),
+    }
     settings = Settings.from_dict({"workspace": str(tmp_path / "ws"), "train": recipe})
     outcome = run_training(tmp_path / "fer2013.csv", settings, min_per_class=1, progress=False)
     assert outcome.dataset == "fer2013" and len(outcome.result.history) == 1

@@ -1,0 +1,1 @@
+"""The review analysis chain and the one pipeline from a face image to an answer."""

@@ -1,0 +1,242 @@
+"""``ReviewAnalysisPipeline``: one object from a face image (or a question) to an answer.
+
+It loads everything once (classifier, face detector, embedder, index, summarizer,
+sentiment scorer, precomputed emotion answers) and is cheap per call:
+
+- ``from_image(bytes)``: faces -> emotion -> the emotion's answer. The answer for an
+  emotion depends only on the emotion, the index version and the model ids, so it is
+  served from the answers precomputed at index build time (or computed once and cached
+  when the configuration differs from the build's): the image path costs about one
+  classifier forward.
+- ``from_text(query, emotion=None)``: the LCEL chain, with an LRU cache keyed on the
+  normalised query plus every version involved.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from components.analysis.answer import Answer, DetectedFace
+from components.analysis.chain import build_answer_chain, chain_models
+from components.analysis.index_build import answers_key, read_emotion_answers
+from components.emotions import emotion_query, normalize_emotion
+from components.index.embedder import Embedder, SentenceTransformerEmbedder
+from components.index.search import ReviewSearcher
+from components.index.store import StoredIndex, load_index
+from components.nlp.sentiment import Sentiment, SentimentScorer, load_sentiment_scorer
+from components.nlp.summarize import Summarizer, load_summarizer
+from components.reviews.generate import normalize_text
+from components.settings import Settings
+from components.vision.faces import ImageInputError
+from components.vision.predict import ClassifierSource, EmotionPredictor, ImagePrediction
+
+log = logging.getLogger(__name__)
+
+
+class AnswerCache:
+    """A small thread-safe LRU of answers."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[Any, ...], Answer] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[Any, ...]) -> Answer | None:
+        with self._lock:
+            answer = self._entries.get(key)
+            if answer is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return answer
+
+    def put(self, key: tuple[Any, ...], answer: Answer) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._entries[key] = answer
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+class ReviewAnalysisPipeline:
+    def __init__(
+        self,
+        searcher: ReviewSearcher,
+        summarizer: Summarizer,
+        sentiment: SentimentScorer,
+        settings: Settings,
+        predictor: EmotionPredictor | None = None,
+        classifier: ClassifierSource | None = None,
+    ) -> None:
+        self.summarizer = summarizer
+        self.sentiment = sentiment
+        self.settings = settings
+        self.predictor = predictor
+        self.classifier = classifier
+        self._classifier_ids = classifier.describe() if classifier else {}
+        self.cache = AnswerCache(settings.nlp.answer_cache_size)
+        self.use_index(searcher)
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(
+        cls,
+        settings: Settings,
+        classifier: ClassifierSource | None = None,
+        index_version: str | None = None,
+        embedder: Embedder | None = None,
+    ) -> ReviewAnalysisPipeline:
+        """Load every model named by ``settings`` and the index version (default: current)."""
+        embedder = embedder or SentenceTransformerEmbedder.load(
+            settings.embedder.model, settings.embedder.device, settings.embedder.batch_size
+        )
+        stored = load_index(
+            settings.paths.index_root,
+            version=index_version,
+            expected_embedder=embedder.model_id,
+            expected_dimension=embedder.dimension,
+        )
+        predictor = (
+            EmotionPredictor.from_weights(classifier.weights, settings.vision)
+            if classifier is not None
+            else None
+        )
+        return cls(
+            ReviewSearcher(stored, embedder, settings.retrieval),
+            load_summarizer(settings.nlp, embedder),
+            load_sentiment_scorer(settings.nlp),
+            settings,
+            predictor,
+            classifier,
+        )
+
+    def use_index(self, searcher: ReviewSearcher) -> None:
+        """Answer from another index version; answers of the old one are never served."""
+        self.searcher = searcher
+        self.chain = build_answer_chain(searcher, self.summarizer, self.sentiment)
+        self.models = {**chain_models(searcher, self.summarizer, self.sentiment)}
+        self.models.update(self._classifier_ids)
+        key, answers = read_emotion_answers(searcher.stored)
+        expected = answers_key(searcher.index_version, self._chain_models(), self.settings)
+        if answers and key == expected:
+            self._precomputed = answers
+        else:
+            if answers:
+                log.info(
+                    "index %s holds emotion answers made with other settings or models; "
+                    "computing them on demand",
+                    searcher.index_version,
+                )
+            self._precomputed = {}
+
+    def reload_index(self, version: str | None = None) -> str:
+        stored: StoredIndex = load_index(
+            self.settings.paths.index_root,
+            version=version,
+            expected_embedder=self.searcher.embedder.model_id,
+            expected_dimension=self.searcher.embedder.dimension,
+        )
+        self.use_index(ReviewSearcher(stored, self.searcher.embedder, self.settings.retrieval))
+        return stored.version
+
+    @property
+    def index_version(self) -> str:
+        return self.searcher.index_version
+
+    @property
+    def precomputed_emotions(self) -> list[str]:
+        return sorted(self._precomputed)
+
+    # ------------------------------------------------------------------ answers
+
+    def for_emotion(self, emotion: str) -> Answer:
+        """Why customers felt ``emotion``: precomputed, cached, or computed once."""
+        name = normalize_emotion(emotion)
+        stored = self._precomputed.get(name)
+        if stored is not None:
+            return stored.model_copy(update={"source": "precomputed", "models": self.models})
+        return self.from_text(emotion_query(name), emotion=name)
+
+    def from_text(self, query: str, emotion: str | None = None, k: int | None = None) -> Answer:
+        if not query or not query.strip():
+            raise ValueError("query must not be empty")
+        name = normalize_emotion(emotion) if emotion else None
+        if k is not None and not 1 <= k <= 100:
+            raise ValueError(f"k must be between 1 and 100, got {k}")
+        key = (
+            normalize_text(query),
+            name,
+            k or self.settings.retrieval.k,
+            self.index_version,
+            tuple(sorted(self.models.items())),
+        )
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached.model_copy(update={"source": "cache"})
+        answer = self.chain.invoke({"query": query, "emotion": name, "k": k})
+        answer = answer.model_copy(update={"models": self.models})
+        self.cache.put(key, answer)
+        return answer
+
+    def from_image(self, data: bytes) -> Answer:
+        result = self.from_images([data])[0]
+        if isinstance(result, ImageInputError):
+            raise result
+        return result
+
+    def from_images(self, images: Sequence[bytes]) -> list[Answer | ImageInputError]:
+        """Answers for many images with one classifier forward; bad images are returned
+        as their :class:`ImageInputError` in place, so one cannot fail the others."""
+        predictions = self.predict_emotions(images)
+        out: list[Answer | ImageInputError] = []
+        for prediction in predictions:
+            if isinstance(prediction, ImageInputError):
+                out.append(prediction)
+                continue
+            face = prediction.primary
+            answer = self.for_emotion(face.emotion)
+            out.append(
+                answer.model_copy(
+                    update={
+                        "emotion": face.emotion,
+                        "emotion_probabilities": face.probabilities,
+                        "face": DetectedFace(**face.as_dict()),
+                        "note": prediction.note,
+                    }
+                )
+            )
+        return out
+
+    def predict_emotions(self, images: Sequence[bytes]) -> list[ImagePrediction | ImageInputError]:
+        """Classify the faces of every decodable image in one forward pass."""
+        if self.predictor is None:
+            raise RuntimeError("this pipeline was loaded without an emotion classifier")
+        decoded: list[Any] = []
+        for data in images:
+            try:
+                decoded.append(self.predictor.decode(data))
+            except ImageInputError as error:
+                decoded.append(error)
+        good = [d for d in decoded if not isinstance(d, ImageInputError)]
+        predictions = iter(self.predictor.predict_decoded(good))
+        return [d if isinstance(d, ImageInputError) else next(predictions) for d in decoded]
+
+    def score_sentiment(self, texts: Sequence[str]) -> list[Sentiment]:
+        return self.sentiment.score(texts)
+
+    def _chain_models(self) -> dict[str, str]:
+        return chain_models(self.searcher, self.summarizer, self.sentiment)

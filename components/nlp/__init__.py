@@ -1,0 +1,1 @@
+"""Review-text models: summarizers, sentiment scorers and the emotion tagger."""

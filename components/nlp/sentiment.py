@@ -1,0 +1,143 @@
+"""Review sentiment: negative / neutral / positive with a score, batched.
+
+Two methods behind one protocol: a transformer text classifier (by default
+cardiffnlp/twitter-roberta-base-sentiment-latest through ``pipeline("text-classification")``)
+and VADER, whose lexicon ships inside the ``vadersentiment`` wheel (offline).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from components.nlp.loading import ModelLoadError, choose_method, first_line, model_id_for
+from components.settings import NlpSettings
+
+log = logging.getLogger(__name__)
+
+SentimentLabel = Literal["negative", "neutral", "positive"]
+SENTIMENT_LABELS: tuple[SentimentLabel, ...] = ("negative", "neutral", "positive")
+
+
+@dataclass(frozen=True)
+class Sentiment:
+    """A label and the scorer's confidence in it (0-1)."""
+
+    label: SentimentLabel
+    score: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {"label": self.label, "score": self.score}
+
+
+class SentimentScorer(Protocol):
+    method: str
+    model_id: str
+
+    def score(self, texts: Sequence[str]) -> list[Sentiment]:
+        """Score all ``texts`` (one forward pass per ``batch_size`` texts)."""
+        ...
+
+
+class VaderSentimentScorer:
+    """VADER's compound score mapped onto the three labels.
+
+    compound >= 0.05 is positive and <= -0.05 negative (VADER's own thresholds); the score
+    is ``|compound|`` for positive/negative and ``1 - |compound|`` for neutral.
+    """
+
+    method = "vader"
+
+    def __init__(self) -> None:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self._analyzer = SentimentIntensityAnalyzer()
+        self.model_id = "vader:vadersentiment"
+
+    def score(self, texts: Sequence[str]) -> list[Sentiment]:
+        out = []
+        for text in texts:
+            compound = float(self._analyzer.polarity_scores(str(text))["compound"])
+            if compound >= 0.05:
+                out.append(Sentiment("positive", compound))
+            elif compound <= -0.05:
+                out.append(Sentiment("negative", -compound))
+            else:
+                out.append(Sentiment("neutral", 1.0 - abs(compound)))
+        return out
+
+
+class TransformerSentimentScorer:
+    """A sequence classifier with negative/neutral/positive labels, scored in batches."""
+
+    method = "roberta"
+
+    def __init__(self, classifier: object, model_id: str, batch_size: int = 32) -> None:
+        self._classifier = classifier
+        self.model_id = model_id
+        self.batch_size = batch_size
+        config = classifier.model.config  # type: ignore[attr-defined]
+        self._labels = {
+            str(name): _sentiment_label(str(name), int(i)) for i, name in config.id2label.items()
+        }
+
+    @classmethod
+    def load(
+        cls, source: str, batch_size: int = 32, device: str = "cpu", local_only: bool = False
+    ) -> TransformerSentimentScorer:
+        classifier = load_text_classifier(source, device, local_only)
+        return cls(classifier, model_id_for(cls.method, source), batch_size)
+
+    def score(self, texts: Sequence[str]) -> list[Sentiment]:
+        if not texts:
+            return []
+        results = self._classifier(  # type: ignore[operator]
+            [str(t) for t in texts],
+            batch_size=self.batch_size,
+            truncation=True,
+            max_length=128,
+        )
+        return [Sentiment(self._labels[r["label"]], float(r["score"])) for r in results]
+
+
+def load_text_classifier(source: str, device: str, local_only: bool) -> object:
+    """``pipeline("text-classification")`` over a hub id or local folder."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, local_files_only=local_only
+        )
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(
+            f"cannot load text classifier {source!r}: {first_line(error)}"
+        ) from error
+    model.eval()
+    return pipeline("text-classification", model=model, tokenizer=tokenizer, device=device)
+
+
+def _sentiment_label(name: str, index: int) -> SentimentLabel:
+    key = name.lower()
+    if key in SENTIMENT_LABELS:
+        return key  # type: ignore[return-value]
+    if key == f"label_{index}" and 0 <= index < 3:
+        return SENTIMENT_LABELS[index]
+    raise ModelLoadError(
+        f"sentiment model label {name!r} is not one of {', '.join(SENTIMENT_LABELS)}"
+    )
+
+
+def load_sentiment_scorer(settings: NlpSettings) -> SentimentScorer:
+    """The scorer ``settings.sentiment`` selects (``auto``: RoBERTa if local, else VADER)."""
+    return choose_method(
+        settings.sentiment,
+        "roberta",
+        lambda local_only: TransformerSentimentScorer.load(
+            settings.sentiment_model, settings.batch_size, settings.device, local_only
+        ),
+        VaderSentimentScorer,
+        what=f"sentiment model {settings.sentiment_model!r} is not available locally",
+    )

@@ -1,0 +1,175 @@
+"""Summaries of the retrieved reviews: why customers felt an emotion.
+
+- :class:`FlanT5Summarizer`: abstractive, google/flan-t5-base by default. transformers 5 has
+  no summarization pipeline, so this calls the tokenizer and ``generate`` itself, with a
+  bounded prompt (each review clipped to ``max_review_tokens``, the whole prompt to
+  ``max_input_tokens``) and bounded output (``max_new_tokens``).
+- :class:`ExtractiveSummarizer`: no extra weights. It embeds the reviews' sentences and
+  picks the most central, mutually diverse ones (centroid relevance + MMR).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from components.index.embedder import Embedder
+from components.index.search import mmr_select
+from components.nlp.loading import ModelLoadError, choose_method, first_line, model_id_for
+from components.reviews.generate import normalize_text
+from components.settings import NlpSettings
+
+log = logging.getLogger(__name__)
+
+PROMPT_TEMPLATE = (
+    "Customer reviews from customers who feel {emotion}:\n{reviews}\n\n"
+    "Question: {question}\n"
+    "In one or two sentences, explain why these customers feel {emotion}."
+)
+NO_REVIEWS = "No reviews were found for this question."
+
+
+@dataclass(frozen=True)
+class SummaryRequest:
+    """What a summarizer gets: the emotion, the question, the reviews and the prompt."""
+
+    emotion: str
+    question: str
+    reviews: Sequence[str]
+    prompt: str
+
+
+class Summarizer(Protocol):
+    method: str
+    model_id: str
+
+    def clip(self, text: str) -> str:
+        """A review as it may appear in the prompt (bounded length)."""
+        ...
+
+    def summarize(self, request: SummaryRequest) -> str: ...
+
+
+class FlanT5Summarizer:
+    method = "flan-t5"
+
+    def __init__(
+        self, model: object, tokenizer: object, model_id: str, settings: NlpSettings
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.settings = settings
+
+    @classmethod
+    def load(cls, source: str, settings: NlpSettings, local_only: bool = False) -> FlanT5Summarizer:
+        import torch
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+            model = AutoModelForSeq2SeqLM.from_pretrained(source, local_files_only=local_only)
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(
+                f"cannot load summarizer {source!r}: {first_line(error)}"
+            ) from error
+        model.eval()
+        model_id = model_id_for(cls.method, source)
+        if settings.quantize_int8 and settings.device == "cpu":
+            model = torch.ao.quantization.quantize_dynamic(
+                model, {torch.nn.Linear}, dtype=torch.qint8
+            )
+            model_id += "+int8"
+        else:
+            model.to(settings.device)
+        return cls(model, tokenizer, model_id, settings)
+
+    def clip(self, text: str) -> str:
+        ids = self.tokenizer(  # type: ignore[operator]
+            text,
+            add_special_tokens=False,
+            truncation=True,
+            max_length=self.settings.max_review_tokens,
+        )["input_ids"]
+        return self.tokenizer.decode(ids, skip_special_tokens=True)  # type: ignore[attr-defined]
+
+    def summarize(self, request: SummaryRequest) -> str:
+        import torch
+
+        if not request.reviews:
+            return NO_REVIEWS
+        encoded = self.tokenizer(  # type: ignore[operator]
+            request.prompt,
+            return_tensors="pt",
+            truncation=True,
+            max_length=self.settings.max_input_tokens,
+            return_token_type_ids=False,
+        )
+        device = next(self.model.parameters()).device  # type: ignore[attr-defined]
+        with torch.inference_mode():
+            output = self.model.generate(  # type: ignore[attr-defined]
+                **{k: v.to(device) for k, v in encoded.items()},
+                max_new_tokens=self.settings.max_new_tokens,
+                min_new_tokens=self.settings.min_new_tokens or None,
+                num_beams=self.settings.num_beams,
+                do_sample=False,
+            )
+        text = self.tokenizer.decode(output[0], skip_special_tokens=True)  # type: ignore[attr-defined]
+        return text.strip()
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if len(s.strip()) > 1]
+
+
+class ExtractiveSummarizer:
+    """Central, diverse sentences of the reviews, chosen with the embedder."""
+
+    method = "extractive"
+
+    def __init__(self, embedder: Embedder, sentences: int = 2, diversity: float = 0.5) -> None:
+        self.embedder = embedder
+        self.sentences = sentences
+        self.diversity = diversity
+        self.model_id = model_id_for(self.method, embedder.model_id)
+
+    def clip(self, text: str) -> str:
+        return text
+
+    def summarize(self, request: SummaryRequest) -> str:
+        sentences = [s for review in request.reviews for s in split_sentences(review)]
+        if not sentences:
+            return NO_REVIEWS
+        vectors = self.embedder.encode(sentences)
+        centroid = vectors.mean(axis=0)
+        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+        relevance = vectors @ centroid
+        chosen = mmr_select(
+            centroid,
+            vectors,
+            relevance,
+            self.sentences,
+            1.0 - self.diversity,
+            keys=[normalize_text(s) for s in sentences],
+        )
+        # Keep the reviews' own order so the summary reads naturally.
+        return " ".join(sentences[i] for i in sorted(chosen))
+
+
+def load_summarizer(settings: NlpSettings, embedder: Embedder) -> Summarizer:
+    """The summarizer ``settings.summarizer`` selects (``auto``: flan-t5 if local)."""
+    return choose_method(
+        settings.summarizer,
+        "flan-t5",
+        lambda local_only: FlanT5Summarizer.load(settings.summarizer_model, settings, local_only),
+        lambda: ExtractiveSummarizer(embedder, settings.summary_sentences),
+        what=f"summarizer {settings.summarizer_model!r} is not available locally",
+    )

@@ -1,0 +1,42 @@
+"""From the registry's champion and the current index to a serving TorchServe."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from components.settings import Settings
+from registry.training import open_registry
+from serving.package import ServedBundle, package_archives
+from serving.server import TorchServe
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    bundle: ServedBundle
+    previous: ServedBundle | None
+    action: str  # "started", "reloaded" or "unchanged"
+
+
+def package_champion(settings: Settings) -> ServedBundle:
+    """Archives for the champion (never a loose file) and the current index version."""
+    source = open_registry(settings).fetch("champion", settings.paths.models_dir)
+    return package_archives(settings, source)
+
+
+def deploy_champion(settings: Settings, start: bool = True) -> Deployment:
+    """Serve the champion + current index: start the server, or swap a running one."""
+    server = TorchServe(settings)
+    bundle = package_champion(settings)
+    if not server.is_running():
+        if not start:
+            return Deployment(bundle, None, "packaged")
+        server.start(bundle)
+        return Deployment(bundle, None, "started")
+    previous = server.served()
+    if previous is not None and previous.version == bundle.version:
+        return Deployment(bundle, previous, "unchanged")
+    server.reload(bundle)
+    return Deployment(bundle, previous, "reloaded")

@@ -1,0 +1,48 @@
+"""The TorchServe handler: adapts TorchServe's batches to :mod:`serving.service`.
+
+No business logic lives here. ``initialize`` builds the settings once from the archive's
+``settings.json`` (the archive folder is the workspace) and loads the endpoint named in
+the archive's model-config.yaml (``emoreview: {endpoint: ...}``); ``handle`` passes the
+batch's bodies through and sets each response's HTTP status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ts.torch_handler.base_handler import BaseHandler
+
+log = logging.getLogger(__name__)
+
+
+class EmoreviewHandler(BaseHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.service: Any = None
+
+    def initialize(self, context: Any) -> None:
+        from components.settings import Settings
+        from serving.service import EndpointService
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        bundle = Path(context.system_properties["model_dir"])
+        data = json.loads((bundle / "settings.json").read_text(encoding="utf-8"))
+        data["workspace"] = str(bundle)
+        settings = Settings.from_dict(data)
+        endpoint = (context.model_yaml_config or {}).get("emoreview", {}).get("endpoint")
+        self.service = EndpointService.load(endpoint or context.model_name, bundle, settings)
+        self.initialized = True
+        log.info("emoreview endpoint %s ready: %s", self.service.endpoint, self.service.versions)
+
+    def handle(self, data: list[dict[str, Any]], context: Any) -> list[Any]:
+        bodies = [
+            row.get("data") if row.get("data") is not None else row.get("body") for row in data
+        ]
+        responses = self.service.handle(bodies)
+        for index, response in enumerate(responses):
+            context.set_response_status(code=response.status, phrase="", idx=index)
+        return [response.body for response in responses]

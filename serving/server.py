@@ -1,0 +1,252 @@
+"""TorchServe lifecycle: start, stop, status, and zero-downtime reload of a new bundle.
+
+Start and stop use the same private ``TMPDIR`` (TorchServe keeps its pid file there) and
+the workspace's ``serving/`` folder as working directory (TorchServe writes
+``key_file.json`` there). Reload registers the new archive version next to the old one,
+waits for its workers, makes it the default, and only then unregisters the old version,
+so requests keep being answered throughout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from components.files import write_text_atomic
+from components.settings import Settings
+from serving.package import ServedBundle, model_store
+
+log = logging.getLogger(__name__)
+
+BASE_CONFIG = Path(__file__).resolve().parents[1] / "infra" / "torchserve" / "config.properties"
+KEY_FILE = "key_file.json"
+SERVED_FILE = "served.json"
+
+
+class ServerError(RuntimeError):
+    """TorchServe could not be started, reached or reconfigured."""
+
+
+class TorchServe:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.folder = settings.paths.serving_dir
+        self.tmp = self.folder / "tmp"
+        self.logs = self.folder / "logs"
+        serving = settings.serving
+        self.inference_url = f"http://{serving.host}:{serving.inference_port}"
+        self.management_url = f"http://{serving.host}:{serving.management_port}"
+        self.metrics_url = f"http://{serving.host}:{serving.metrics_port}"
+
+    # ------------------------------------------------------------------ config and keys
+
+    def render_config(self) -> Path:
+        serving = self.settings.serving
+        overrides = {
+            "inference_address": self.inference_url,
+            "management_address": self.management_url,
+            "metrics_address": self.metrics_url,
+            "grpc_inference_address": serving.host,
+            "grpc_management_address": serving.host,
+            "grpc_inference_port": str(serving.grpc_inference_port),
+            "grpc_management_port": str(serving.grpc_management_port),
+            "initial_worker_port": str(serving.initial_worker_port),
+            "default_workers_per_model": str(serving.workers),
+            "max_request_size": str(serving.max_request_mb * 1024 * 1024),
+            "default_response_timeout": str(serving.response_timeout_s),
+            "token_expiration_min": str(serving.token_expiration_min),
+            "model_store": str(model_store(self.settings).resolve()),
+        }
+        lines, seen = [], set()
+        for line in BASE_CONFIG.read_text(encoding="utf-8").splitlines():
+            key = line.split("=", 1)[0].strip()
+            if "=" in line and not line.lstrip().startswith("#") and key in overrides:
+                lines.append(f"{key}={overrides[key]}")
+                seen.add(key)
+            else:
+                lines.append(line)
+        lines += [f"{k}={v}" for k, v in overrides.items() if k not in seen]
+        path = self.folder / "config.properties"
+        write_text_atomic(path, "\n".join(lines) + "\n")
+        return path
+
+    def key(self, kind: str = "inference") -> str:
+        path = self.folder / KEY_FILE
+        if not path.is_file():
+            raise ServerError(f"no {path}: is the server running (`emoreview serve start`)?")
+        return json.loads(path.read_text(encoding="utf-8"))[kind]["key"]
+
+    def _management(self, method: str, path: str, **params: Any) -> requests.Response:
+        response = requests.request(
+            method,
+            f"{self.management_url}{path}",
+            params=params or None,
+            headers={"Authorization": f"Bearer {self.key('management')}"},
+            timeout=self.settings.serving.startup_timeout_s + 30,
+        )
+        if response.status_code >= 400:
+            raise ServerError(
+                f"{method} {path} -> {response.status_code}: {response.text.strip()[:500]}"
+            )
+        return response
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def is_running(self) -> bool:
+        """Whether anything answers HTTP on the inference address (/ping needs the token,
+        so any answer counts)."""
+        try:
+            requests.get(f"{self.inference_url}/ping", timeout=2)
+        except requests.RequestException:
+            return False
+        return True
+
+    def start(self, bundle: ServedBundle) -> None:
+        if self.is_running():
+            raise ServerError(f"a server already answers at {self.inference_url}")
+        for folder in (self.tmp, self.logs):
+            folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / KEY_FILE).unlink(missing_ok=True)
+        config = self.render_config()
+        models = ",".join(f"{ep}={name}" for ep, name in bundle.archives.items())
+        command = [
+            str(Path(sys.executable).with_name("torchserve")),
+            "--start", "--ncs",
+            "--model-store", str(model_store(self.settings).resolve()),
+            "--ts-config", str(config),
+            "--models", models,
+        ]  # fmt: skip
+        # The Java frontend inherits the launcher's stdout: send it to a file, not a pipe.
+        console = self.logs / "console.log"
+        with console.open("ab") as sink:
+            result = subprocess.run(
+                command,
+                cwd=self.folder,
+                env=self._env(),
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                timeout=120,
+                check=False,
+            )
+        if result.returncode != 0:
+            raise ServerError(
+                f"torchserve --start failed (exit {result.returncode}); see {console}"
+            )
+        self.wait_ready(bundle)
+        self._save_served(bundle)
+
+    def wait_ready(self, bundle: ServedBundle) -> None:
+        deadline = time.monotonic() + self.settings.serving.startup_timeout_s
+        pending = set(bundle.archives)
+        while time.monotonic() < deadline:
+            if self.is_running() and (self.folder / KEY_FILE).is_file():
+                pending = {ep for ep in pending if not self._ready(ep, bundle.version)}
+                if not pending:
+                    return
+            time.sleep(0.5)
+        raise ServerError(
+            f"models {sorted(pending)} were not ready within "
+            f"{self.settings.serving.startup_timeout_s} s; see {self.logs}/model_log.log"
+        )
+
+    def _ready(self, endpoint: str, version: str) -> bool:
+        try:
+            described = self._management("GET", f"/models/{endpoint}/{version}").json()
+        except (ServerError, requests.RequestException, ValueError):
+            return False
+        workers = described[0].get("workers", []) if described else []
+        return any(worker.get("status") == "READY" for worker in workers)
+
+    def stop(self) -> bool:
+        """Stop the server; False when none was running."""
+        if not self.is_running():
+            return False
+        with (self.logs / "console.log").open("ab") as sink:
+            subprocess.run(
+                [str(Path(sys.executable).with_name("torchserve")), "--stop"],
+                cwd=self.folder,
+                env=self._env(),
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                timeout=120,
+                check=False,
+            )
+        deadline = time.monotonic() + 60
+        while self.is_running() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if self.is_running():
+            raise ServerError("torchserve did not stop within 60 s")
+        return True
+
+    def status(self) -> dict[str, Any]:
+        if not self.is_running():
+            return {"running": False, "inference_url": self.inference_url}
+        models = {}
+        for entry in self._management("GET", "/models").json().get("models", []):
+            name = entry["modelName"]
+            described = self._management("GET", f"/models/{name}/all").json()
+            models[name] = [
+                {
+                    "version": d["modelVersion"],
+                    "default": d.get("isDefaultVersion", False),
+                    "workers": [w.get("status") for w in d.get("workers", [])],
+                    "batch_size": d.get("batchSize"),
+                    "max_batch_delay": d.get("maxBatchDelay"),
+                }
+                for d in described
+            ]
+        return {
+            "running": True,
+            "inference_url": self.inference_url,
+            "management_url": self.management_url,
+            "metrics_url": f"{self.metrics_url}/metrics",
+            "key_file": str(self.folder / KEY_FILE),
+            "served": self.served(),
+            "models": models,
+        }
+
+    def reload(self, bundle: ServedBundle) -> ServedBundle | None:
+        """Swap every endpoint to ``bundle`` without downtime; returns the old bundle."""
+        old = self.served()
+        if old is not None and old.version == bundle.version:
+            log.info("version %s is already served", bundle.version)
+            return old
+        for endpoint, name in bundle.archives.items():
+            self._management(
+                "POST", "/models", url=name, synchronous="true",
+                initial_workers=str(self.settings.serving.workers),
+            )  # fmt: skip
+            self._management("PUT", f"/models/{endpoint}/{bundle.version}/set-default")
+            if old is not None and endpoint in old.archives:
+                self._management("DELETE", f"/models/{endpoint}/{old.version}")
+        self._save_served(bundle)
+        log.info("serving version %s (was %s)", bundle.version, old.version if old else None)
+        return old
+
+    def served(self) -> ServedBundle | None:
+        path = self.folder / SERVED_FILE
+        if not path.is_file():
+            return None
+        return ServedBundle(**json.loads(path.read_text(encoding="utf-8")))
+
+    def _save_served(self, bundle: ServedBundle) -> None:
+        write_text_atomic(self.folder / SERVED_FILE, json.dumps(asdict(bundle), indent=2))
+
+    def _env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "TMPDIR": str(self.tmp.resolve()),
+            "LOG_LOCATION": str(self.logs.resolve()),
+            "METRICS_LOCATION": str(self.logs.resolve()),
+            "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+        }

@@ -1,0 +1,291 @@
+"""What each served endpoint does with a batch of request bodies: HTTP-free.
+
+The TorchServe handler hands every batch to :meth:`EndpointService.handle` and sends back
+what it returns. A user's mistake becomes a 4xx with a JSON ``{"error", "code"}`` body
+for that request only; the others of the batch are answered normally and the worker
+lives on.
+
+Endpoints:
+
+- ``emotion``: image -> faces with emotion, 7 probabilities and box (one forward/batch)
+- ``emotion_reviews``: image -> the whole answer (one forward/batch, stored answers)
+- ``reviews``: ``{"query", "emotion"?, "k"?}`` -> summary + reviews with sentiment
+- ``sentiment``: text, or a JSON list of texts -> label and score each (one pass/batch)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from components.analysis.pipeline import ReviewAnalysisPipeline
+from components.emotions import UnknownEmotionError
+from components.hashing import file_sha256
+from components.index.embedder import SentenceTransformerEmbedder
+from components.nlp.sentiment import SentimentScorer, load_sentiment_scorer
+from components.settings import Settings
+from components.vision.faces import ImageInputError
+from components.vision.predict import ClassifierSource, EmotionPredictor
+
+log = logging.getLogger(__name__)
+
+Endpoint = Literal["emotion", "emotion_reviews", "reviews", "sentiment"]
+ENDPOINTS: tuple[Endpoint, ...] = ("emotion", "emotion_reviews", "reviews", "sentiment")
+IMAGE_ENDPOINTS = ("emotion", "emotion_reviews")
+MAX_TEXTS = 256
+MAX_TEXT_CHARS = 10_000
+CLASSIFIER_FILE = "classifier.json"
+
+
+class RequestError(ValueError):
+    """A bad request: answered with ``status`` and a JSON error message."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: dict[str, Any]
+
+
+def error_response(error: Exception) -> Response:
+    status = getattr(error, "status", 400)
+    return Response(status, {"error": str(error), "code": status})
+
+
+def image_error(error: ImageInputError) -> RequestError:
+    status = 413 if error.reason == "too_large" else 400
+    return RequestError(f"{error} ({error.reason})", status)
+
+
+def read_classifier(bundle: Path, with_weights: bool) -> ClassifierSource:
+    """The classifier an archive was built for. With ``with_weights`` (image endpoints),
+    its weights are first proven to be the registered version's (registry sha256)."""
+    info = json.loads((bundle / CLASSIFIER_FILE).read_text(encoding="utf-8"))
+    weights = bundle / info["weights"]
+    if not with_weights:
+        return ClassifierSource(
+            weights=weights, name=info["name"], version=str(info["version"]), sha256=info["sha256"]
+        )
+    digest = file_sha256(weights)
+    if digest != info["sha256"]:
+        raise RuntimeError(
+            f"{weights} has sha256 {digest}, but registry version {info['version']} "
+            f"recorded {info['sha256']}: refusing to serve it"
+        )
+    return ClassifierSource(
+        weights=weights, name=info["name"], version=str(info["version"]), sha256=digest
+    )
+
+
+class EndpointService:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        settings: Settings,
+        versions: dict[str, str],
+        pipeline: ReviewAnalysisPipeline | None = None,
+        predictor: EmotionPredictor | None = None,
+        sentiment: SentimentScorer | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.settings = settings
+        self.versions = versions
+        self.pipeline = pipeline
+        self.predictor = predictor
+        self.sentiment = sentiment
+
+    @classmethod
+    def load(cls, endpoint: str, bundle: Path, settings: Settings) -> EndpointService:
+        """Load what ``endpoint`` needs from an unpacked archive (``bundle``)."""
+        if endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}: expected one of {ENDPOINTS}")
+        classifier = read_classifier(bundle, with_weights=endpoint in IMAGE_ENDPOINTS)
+        versions = {
+            "model_name": classifier.name,
+            "model_version": classifier.version or "",
+            "model_sha256": classifier.sha256 or "",
+        }
+        if endpoint == "emotion":
+            predictor = EmotionPredictor.from_weights(classifier.weights, settings.vision)
+            return cls("emotion", settings, versions, predictor=predictor)
+        if endpoint == "sentiment":
+            scorer = load_sentiment_scorer(settings.nlp)
+            return cls(
+                "sentiment", settings, {**versions, "sentiment": scorer.model_id}, sentiment=scorer
+            )
+        embedder = SentenceTransformerEmbedder.load(
+            settings.embedder.model, settings.embedder.device, settings.embedder.batch_size
+        )
+        pipeline = ReviewAnalysisPipeline.load(
+            settings,
+            classifier if endpoint == "emotion_reviews" else None,
+            embedder=embedder,
+        )
+        versions.update(
+            index_version=pipeline.index_version,
+            summarizer=pipeline.summarizer.model_id,
+            sentiment=pipeline.sentiment.model_id,
+        )
+        return cls(endpoint, settings, versions, pipeline=pipeline)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ batches
+
+    def handle(self, bodies: Sequence[Any]) -> list[Response]:
+        if self.endpoint in IMAGE_ENDPOINTS:
+            return self._images(bodies)
+        if self.endpoint == "sentiment":
+            return self._sentiment(bodies)
+        return [self._guard(self._reviews, body) for body in bodies]
+
+    def _guard(self, function: Any, body: Any) -> Response:
+        try:
+            return Response(200, function(body))
+        except RequestError as error:
+            return error_response(error)
+        except (UnknownEmotionError, ValueError) as error:
+            return error_response(RequestError(str(error)))
+
+    def _images(self, bodies: Sequence[Any]) -> list[Response]:
+        images: list[bytes | None] = []
+        responses: list[Response | None] = []
+        for body in bodies:
+            try:
+                images.append(as_bytes(body, "an image"))
+                responses.append(None)
+            except RequestError as error:
+                images.append(None)
+                responses.append(error_response(error))
+        good = [data for data in images if data is not None]
+        results = iter(self._answer_images(good) if good else [])
+        out = []
+        for response in responses:
+            if response is not None:
+                out.append(response)
+                continue
+            result = next(results)
+            if isinstance(result, ImageInputError):
+                out.append(error_response(image_error(result)))
+            else:
+                out.append(Response(200, {**result, "versions": self.versions}))
+        return out
+
+    def _answer_images(self, images: list[bytes]) -> list[Any]:
+        if self.endpoint == "emotion":
+            assert self.predictor is not None
+            decoded: list[Any] = []
+            for data in images:
+                try:
+                    decoded.append(self.predictor.decode(data))
+                except ImageInputError as error:
+                    decoded.append(error)
+            predictions = iter(
+                self.predictor.predict_decoded(
+                    [d for d in decoded if not isinstance(d, ImageInputError)]
+                )
+            )
+            return [
+                d if isinstance(d, ImageInputError) else next(predictions).as_dict()
+                for d in decoded
+            ]
+        assert self.pipeline is not None
+        return [
+            r if isinstance(r, ImageInputError) else r.model_dump(mode="json")
+            for r in self.pipeline.from_images(images)
+        ]
+
+    def _reviews(self, body: Any) -> dict[str, Any]:
+        assert self.pipeline is not None
+        request = as_json(body)
+        if not isinstance(request, dict):
+            raise RequestError('expected a JSON object like {"query": "...", "emotion": "angry"}')
+        unknown = set(request) - {"query", "emotion", "k"}
+        if unknown:
+            raise RequestError(f"unknown fields: {', '.join(sorted(unknown))}")
+        query = request.get("query")
+        if not isinstance(query, str) or not query.strip():
+            raise RequestError('"query" must be a non-empty string')
+        if len(query) > MAX_TEXT_CHARS:
+            raise RequestError(f'"query" is longer than {MAX_TEXT_CHARS} characters')
+        emotion = request.get("emotion")
+        if emotion is not None and not isinstance(emotion, str):
+            raise RequestError('"emotion" must be a string')
+        k = request.get("k")
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100):
+            raise RequestError('"k" must be an integer between 1 and 100')
+        answer = self.pipeline.from_text(query, emotion=emotion or None, k=k)
+        return {**answer.model_dump(mode="json"), "versions": self.versions}
+
+    def _sentiment(self, bodies: Sequence[Any]) -> list[Response]:
+        assert self.sentiment is not None
+        parsed: list[list[str] | RequestError] = []
+        for body in bodies:
+            try:
+                parsed.append(sentiment_texts(body))
+            except RequestError as error:
+                parsed.append(error)
+        flat = [t for p in parsed if not isinstance(p, RequestError) for t in p]
+        scores = iter(self.sentiment.score(flat) if flat else [])
+        out = []
+        for item in parsed:
+            if isinstance(item, RequestError):
+                out.append(error_response(item))
+                continue
+            results = [{"text": t, **next(scores).as_dict()} for t in item]
+            out.append(Response(200, {"results": results, "versions": self.versions}))
+        return out
+
+
+def as_bytes(body: Any, what: str) -> bytes:
+    if isinstance(body, (bytes, bytearray)):
+        data = bytes(body)
+    elif isinstance(body, str):
+        data = body.encode("utf-8")
+    elif body is None:
+        data = b""
+    else:
+        raise RequestError(f"expected {what} as the request body, got JSON")
+    if not data:
+        raise RequestError(
+            f"empty request body: send {what} as the raw body, e.g. curl --data-binary @FILE "
+            "-H 'Content-Type: application/octet-stream' (a form-encoded body arrives empty)"
+        )
+    return data
+
+
+def as_json(body: Any) -> Any:
+    """TorchServe already parses application/json bodies; anything else arrives as bytes."""
+    if isinstance(body, (dict, list)):
+        return body
+    data = as_bytes(body, "a JSON body")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RequestError(f"invalid JSON: {error}") from error
+
+
+def sentiment_texts(body: Any) -> list[str]:
+    """A plain-text body is one text; a JSON list (or {"texts": [...]}) is many."""
+    if isinstance(body, (bytes, bytearray)) and body[:1] not in (b"[", b"{"):
+        texts: Any = [as_bytes(body, "text").decode("utf-8", errors="replace")]
+    else:
+        parsed = as_json(body)
+        texts = parsed.get("texts") if isinstance(parsed, dict) else parsed
+        if isinstance(texts, str):
+            texts = [texts]
+    if not isinstance(texts, list) or not texts:
+        raise RequestError('expected text, a JSON list of texts, or {"texts": [...]}')
+    if len(texts) > MAX_TEXTS:
+        raise RequestError(f"at most {MAX_TEXTS} texts per request")
+    if not all(isinstance(t, str) and t.strip() for t in texts):
+        raise RequestError("every text must be a non-empty string")
+    if any(len(t) > MAX_TEXT_CHARS for t in texts):
+        raise RequestError(f"texts must be at most {MAX_TEXT_CHARS} characters")
+    return texts

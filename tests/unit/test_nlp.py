@@ -1,0 +1,102 @@
+"""Offline NLP pieces without model weights: VADER, method choice, caches, tagging."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.analysis.answer import Answer, SentimentOut
+from components.analysis.pipeline import AnswerCache
+from components.nlp.loading import ModelLoadError, choose_method
+from components.nlp.sentiment import VaderSentimentScorer, _sentiment_label
+from components.nlp.summarize import split_sentences
+from components.nlp.tagging import EmotionTag, tag_reviews
+
+
+def test_vader_maps_onto_the_three_labels() -> None:
+    scores = VaderSentimentScorer().score(
+        ["I love this, it is wonderful!", "Awful, broken and useless.", "It is a chair."]
+    )
+    assert [s.label for s in scores] == ["positive", "negative", "neutral"]
+    assert all(0.0 <= s.score <= 1.0 for s in scores)
+
+
+def test_sentiment_labels_from_model_configs() -> None:
+    assert _sentiment_label("Negative", 0) == "negative"
+    assert _sentiment_label("LABEL_2", 2) == "positive"
+    with pytest.raises(ModelLoadError, match="not one of"):
+        _sentiment_label("joy", 3)
+
+
+def test_auto_falls_back_with_a_warning_and_explicit_choice_fails_loudly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[bool] = []
+
+    def primary(local_only: bool) -> str:
+        calls.append(local_only)
+        raise ModelLoadError("weights not found")
+
+    with caplog.at_level(logging.WARNING):
+        chosen = choose_method("auto", "flan-t5", primary, lambda: "fallback", what="summarizer")
+    assert chosen == "fallback"
+    assert calls == [True], "auto must only look at local files"
+    assert "weights not found" in caplog.text
+    with pytest.raises(ModelLoadError):
+        choose_method("flan-t5", "flan-t5", primary, lambda: "fallback", what="summarizer")
+    assert choose_method("extractive", "flan-t5", primary, lambda: "x", what="s") == "x"
+
+
+def test_split_sentences() -> None:
+    assert split_sentences("It broke. Why? Because! ok") == ["It broke.", "Why?", "Because!", "ok"]
+
+
+def _answer(summary: str) -> Answer:
+    return Answer(
+        emotion=None,
+        query="q",
+        summary=summary,
+        summarizer="s",
+        sentiment_method="v",
+        reviews=[],
+        index_version="v1",
+    )
+
+
+def test_answer_cache_is_least_recently_used() -> None:
+    cache = AnswerCache(size=2)
+    cache.put(("a",), _answer("a"))
+    cache.put(("b",), _answer("b"))
+    assert cache.get(("a",)) is not None  # a is now the most recent
+    cache.put(("c",), _answer("c"))
+    assert cache.get(("b",)) is None
+    assert cache.get(("a",)).summary == "a"
+    assert (cache.hits, cache.misses) == (2, 1)
+    disabled = AnswerCache(size=0)
+    disabled.put(("a",), _answer("a"))
+    assert disabled.get(("a",)) is None
+    assert SentimentOut(label="neutral", score=0.5).label == "neutral"
+
+
+class _FixedTagger:
+    method = "fixed"
+    model_id = "fixed:test"
+
+    def tag(self, texts):
+        return [EmotionTag("fear", 0.75) for _ in texts]
+
+
+def test_tag_reviews_fills_only_missing_emotions_and_keeps_confidence() -> None:
+    frame = pd.DataFrame(
+        {"text": ["a", "b", "c"], "emotion": pd.array(["happy", None, None], dtype="string")}
+    )
+    tagged, count = tag_reviews(frame, _FixedTagger())
+    assert count == 2
+    assert tagged["emotion"].tolist() == ["happy", "fear", "fear"]
+    assert tagged["emotion_source"].tolist() == ["label", "fixed:test", "fixed:test"]
+    assert np.isnan(tagged["emotion_confidence"].iloc[0])
+    assert tagged["emotion_confidence"].iloc[1:].tolist() == [0.75, 0.75]
+    assert frame["emotion"].isna().sum() == 2, "the input frame is not modified"
