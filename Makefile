@@ -41,24 +41,35 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The main job on offline defaults, in ./.emoreview (override with EMOREVIEW_WORKSPACE).
+# The main job on offline defaults, in ./.emoreview (override with EMOREVIEW_WORKSPACE),
+# end to end through TorchServe. KEEP_SERVING=1 leaves the server running afterwards.
 EMO := $(BIN)/emoreview --config infra/demo.yaml
+FACE := .emoreview/data/faces/test/happy/happy_00000.png
+KEEP_SERVING ?= 0
 demo: $(STAMP)
-	@echo "==> 1/7 generating 700 synthetic reviews (100 per emotion)"
+	@echo "==> 1/9 generating 700 synthetic reviews (100 per emotion)"
 	$(EMO) reviews generate
-	@echo "==> 2/7 validating them with Great Expectations (Data Docs in the workspace)"
+	@echo "==> 2/9 validating them with Great Expectations (Data Docs in the workspace)"
 	$(EMO) reviews validate --data-docs
-	@echo "==> 3/7 scoring sentiment, embedding with all-MiniLM-L6-v2, precomputing the 7 answers, publishing a FAISS index version"
+	@echo "==> 3/9 scoring sentiment, embedding (all-MiniLM-L6-v2), precomputing the 7 emotion answers, publishing a FAISS index version (logged in MLflow)"
 	$(EMO) index build
-	@echo "==> 4/7 why are customers angry?"
-	$(EMO) search --emotion angry "why are customers angry"
-	@echo "==> 5/7 drawing synthetic FER-format faces (48x48 grayscale)"
+	@echo "==> 4/9 drawing synthetic FER-format faces (48x48 grayscale)"
 	$(EMO) faces synthesize --per-class 100 --test-per-class 30
-	@echo "==> 6/7 validating the faces, training ResNet-50 briefly on the CPU, registering it in MLflow (promotion gate)"
+	@echo "==> 5/9 validating the faces, training ResNet-50 briefly on the CPU, registering it in MLflow (promotion gate)"
 	$(EMO) train --data .emoreview/data/faces
+	@echo "==> 6/9 the registry: versions, lineage, champion"
 	$(EMO) registry audit
-	@echo "==> 7/7 a face photo -> emotion -> why customers felt it (summary + reviews + sentiment)"
-	$(EMO) analyze .emoreview/data/faces/test/happy/happy_00000.png
+	@echo "==> 7/9 packaging the champion + index into TorchServe archives and starting TorchServe on 127.0.0.1"
+	$(EMO) serve stop >/dev/null
+	$(EMO) serve start
+	@echo "==> 8/9 sending a face photo to the served emotion_reviews endpoint (token from .emoreview/serving/key_file.json)"
+	$(EMO) predict $(FACE) --json || { $(EMO) serve stop; exit 1; }
+	@echo "==> 9/9 done"
+	@if [ "$(KEEP_SERVING)" = "1" ]; then \
+	  echo "TorchServe keeps running: emoreview serve status / emoreview serve stop"; \
+	  echo "curl: curl -H \"Authorization: Bearer \$$(python3 -c 'import json;print(json.load(open(\".emoreview/serving/key_file.json\"))[\"inference\"][\"key\"])')\" --data-binary @$(FACE) -H 'Content-Type: application/octet-stream' http://127.0.0.1:8080/predictions/emotion_reviews"; \
+	else $(EMO) serve stop; fi
 
 clean:
+	-$(BIN)/emoreview serve stop 2>/dev/null
 	rm -rf .emoreview .pytest_cache .ruff_cache

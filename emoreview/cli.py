@@ -22,7 +22,8 @@ from components.files import write_text_atomic
 from components.settings import Settings, deep_merge
 
 log = logging.getLogger("emoreview")
-out = Console()
+# Piped output (CI logs, files) gets room for the tables instead of 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
 
 app = typer.Typer(

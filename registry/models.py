@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,14 +100,17 @@ class ModelRegistry:
         The version gets ``tags`` plus the weights' sha256 and becomes ``challenger``.
         """
         digest = file_sha256(weights)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(MODEL_CODE),
-            artifacts={WEIGHTS_ARTIFACT: str(weights)},
-            signature=classifier_signature(),
-            input_example=np.zeros((1, 1, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32),
-            pip_requirements=PIP_REQUIREMENTS,
-        )
+        with warnings.catch_warnings():
+            # The explicit tensor signature replaces MLflow's type-hint inference.
+            warnings.filterwarnings("ignore", message=".*[Tt]ype hint.*")
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(MODEL_CODE),
+                artifacts={WEIGHTS_ARTIFACT: str(weights)},
+                signature=classifier_signature(),
+                input_example=np.zeros((1, 1, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32),
+                pip_requirements=PIP_REQUIREMENTS,
+            )
         try:
             self.client.get_registered_model(self.name)
         except MlflowException:

@@ -39,7 +39,7 @@ class ServerError(RuntimeError):
 class TorchServe:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.folder = settings.paths.serving_dir
+        self.folder = settings.paths.serving_dir.resolve()
         self.tmp = self.folder / "tmp"
         self.logs = self.folder / "logs"
         serving = settings.serving

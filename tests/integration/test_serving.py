@@ -1,0 +1,247 @@
+"""A real TorchServe (Java) on free loopback ports serving the four endpoints from a real
+registry champion and index: answers, token, bad inputs, bursts, and a zero-downtime
+reload."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import requests
+import torch
+import yaml
+from PIL import Image
+
+from components.analysis.index_build import build_analysis_index
+from components.emotions import EMOTIONS
+from components.nlp.sentiment import VaderSentimentScorer
+from components.nlp.summarize import ExtractiveSummarizer
+from components.settings import Settings
+from components.vision.model import EmotionResNet, save_weights
+from registry.models import ModelRegistry
+from registry.tracking import ensure_experiment
+from registry.training import open_registry
+from serving.client import ClientError, EmoreviewClient
+from serving.deploy import deploy_champion
+from serving.server import TorchServe
+from tests.integration.test_cli import run_cli
+from tests.servers import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def register_random_model(registry: ModelRegistry, settings: Settings, seed: int, folder: Path):
+    """A real registered version (random weights): logged, registered, made champion."""
+    torch.manual_seed(seed)
+    weights = folder / f"weights-{seed}.pt"
+    save_weights(EmotionResNet(), weights)
+    experiment = ensure_experiment(registry.client, settings, settings.registry.experiment)
+    with mlflow.start_run(experiment_id=experiment):
+        version = registry.log_and_register(
+            weights, {"validation_status": "passed", "dataset": "random", "test_macro_f1": "0"}
+        )
+    registry.make_champion(version, {"promotion_decision": "promoted", "promotion_reason": "test"})
+    return version
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, reviews_700, minilm):
+    folder = tmp_path_factory.mktemp("serving")
+    base = free_port() % 20000 + 30000
+    config = {
+        "workspace": str(folder / "ws"),
+        "serving": {
+            "inference_port": free_port(),
+            "management_port": free_port(),
+            "metrics_port": free_port(),
+            "grpc_inference_port": free_port(),
+            "grpc_management_port": free_port(),
+            "initial_worker_port": base,
+            "batch_size": 8,
+            "max_batch_delay_ms": 20,
+        },
+    }
+    config_file = folder / "settings.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    settings = Settings.load(config_file)
+    build_analysis_index(
+        reviews_700, "5" * 64, minilm, VaderSentimentScorer(), ExtractiveSummarizer(minilm),
+        settings, settings.paths.index_root, progress=False,
+    )  # fmt: skip
+    registry = open_registry(settings)
+    register_random_model(registry, settings, seed=1, folder=folder)
+    server = TorchServe(settings)
+    try:
+        deployment = deploy_champion(settings)
+        assert deployment.action == "started"
+        yield settings, config_file, server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def client(served) -> EmoreviewClient:
+    settings, _, server = served
+    return EmoreviewClient(server.inference_url, settings.paths.serving_dir / "key_file.json")
+
+
+def face_png() -> bytes:
+    from skimage import data
+
+    buffer = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_all_four_endpoints_answer(served, client) -> None:
+    settings, _, _ = served
+    image = face_png()
+    faces = client.emotion(image)
+    assert faces["faces"][0]["face_detected"], "the astronaut's face is found"
+    assert set(faces["faces"][0]["probabilities"]) == set(EMOTIONS)
+    assert faces["versions"]["model_version"] == "1"
+    assert len(faces["versions"]["model_sha256"]) == 64
+
+    answer = client.emotion_reviews(image)
+    assert answer["emotion"] == faces["faces"][0]["emotion"]
+    assert len(answer["reviews"]) == 4 and answer["summary"]
+    assert {r["emotion"] for r in answer["reviews"]} == {answer["emotion"]}
+    assert answer["source"] == "precomputed"
+    versions = answer["versions"]
+    assert versions["model_version"] == "1" and versions["index_version"]
+    assert versions["summarizer"].startswith("extractive:")
+    assert versions["sentiment"] == "vader:vadersentiment"
+
+    reviews = client.reviews("the parcel arrived broken", emotion="sad", k=3)
+    assert len(reviews["reviews"]) == 3 and reviews["emotion"] == "sad"
+    assert all(
+        r["sentiment"]["label"] in ("negative", "neutral", "positive") for r in reviews["reviews"]
+    )
+
+    scored = client.sentiment(["I love it, wonderful!", "Terrible, it broke."])
+    assert [r["label"] for r in scored["results"]] == ["positive", "negative"]
+
+
+def test_the_token_is_required(served) -> None:
+    _, _, server = served
+    response = requests.post(f"{server.inference_url}/predictions/emotion", data=face_png())
+    assert response.status_code in (400, 401)
+    assert "Token Authorization failed" in response.text
+    wrong = EmoreviewClient(server.inference_url)
+    with pytest.raises(ClientError):
+        wrong.sentiment(["hello"])
+
+
+def test_bad_input_gets_a_4xx_json_error_and_the_server_keeps_answering(served) -> None:
+    settings, _, server = served
+    key = json.loads((settings.paths.serving_dir / "key_file.json").read_text())["inference"]["key"]
+    auth = {"Authorization": f"Bearer {key}"}
+    octet = {**auth, "Content-Type": "application/octet-stream"}
+    as_json = {**auth, "Content-Type": "application/json"}
+    bomb = io.BytesIO()
+    Image.new("L", (9000, 9000)).save(bomb, format="PNG")
+    truncated = face_png()[:500]
+    url = f"{server.inference_url}/predictions"
+    cases = [
+        ("emotion", b"definitely not an image", octet, 400),
+        ("emotion", b"", octet, 400),
+        ("emotion_reviews", truncated, octet, 400),
+        ("emotion", bomb.getvalue(), octet, 413),
+        ("reviews", b"{not json", as_json, 400),
+        ("reviews", json.dumps({"query": "why?", "emotion": "grumpy"}).encode(), as_json, 400),
+        ("reviews", json.dumps({"query": "why?", "k": 0}).encode(), as_json, 400),
+        ("reviews", json.dumps({"query": "why?", "k": 1000}).encode(), as_json, 400),
+        ("reviews", json.dumps({"query": ""}).encode(), as_json, 400),
+        ("sentiment", b"[]", as_json, 400),
+        ("sentiment", json.dumps([1, 2]).encode(), as_json, 400),
+    ]
+    for model, body, headers, status in cases:
+        response = requests.post(f"{url}/{model}", data=body, headers=headers, timeout=60)
+        assert response.status_code == status, (model, body[:40], response.text)
+        assert response.json()["error"], response.text
+    too_big = requests.post(
+        f"{url}/emotion", data=b"0" * (11 * 1024 * 1024), headers=octet, timeout=60
+    )
+    assert too_big.status_code == 413
+    ok = requests.post(f"{url}/emotion", data=face_png(), headers=octet, timeout=60)
+    assert ok.status_code == 200 and ok.json()["faces"]
+
+
+def test_a_concurrent_burst_all_succeeds(client) -> None:
+    image = face_png()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(lambda _: client.emotion(image), range(48)))
+    assert len(results) == 48 and all(r["faces"] for r in results)
+    first = np.array(list(results[0]["faces"][0]["probabilities"].values()))
+    for result in results[1:]:
+        probabilities = np.array(list(result["faces"][0]["probabilities"].values()))
+        np.testing.assert_allclose(probabilities, first, atol=1e-4)  # batched == single
+
+
+def test_cli_predict_and_ask_through_the_server(served) -> None:
+    settings, config_file, _ = served
+    image = settings.workspace.parent / "face.png"
+    image.write_bytes(face_png())
+    predicted = run_cli(settings.workspace, "--config", str(config_file), "predict", str(image))
+    assert predicted.returncode == 0, predicted.stderr
+    assert (
+        "Summary (extractive:" in predicted.stdout and "served model version 1" in predicted.stdout
+    )
+    url = f"http://127.0.0.1:{settings.serving.inference_port}"
+    asked = run_cli(
+        settings.workspace,
+        "--config",
+        str(config_file),
+        "ask",
+        "late delivery",
+        "--url",
+        url,
+        "--json",
+    )
+    assert asked.returncode == 0, asked.stderr
+    assert len(json.loads(asked.stdout)["reviews"]) == 4
+    status = run_cli(settings.workspace, "--config", str(config_file), "serve", "status", "--json")
+    assert json.loads(status.stdout)["running"] is True
+
+
+def test_reload_during_a_burst_loses_no_request(served, client) -> None:
+    settings, _, server = served
+    registry = open_registry(settings)
+    new_version = register_random_model(registry, settings, seed=2, folder=settings.workspace)
+    image = face_png()
+    stop = threading.Event()
+    seen: list[str] = []
+    failures: list[str] = []
+
+    def burst() -> None:
+        while not stop.is_set():
+            for call in (client.emotion, client.emotion_reviews):
+                try:
+                    seen.append(call(image)["versions"]["model_version"])
+                except Exception as error:  # any failure is what this test looks for
+                    failures.append(repr(error))
+
+    threads = [threading.Thread(target=burst) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        deployment = deploy_champion(settings)
+    finally:
+        # Keep the burst going briefly on the new version, then stop.
+        threading.Event().wait(2)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert deployment.action == "reloaded" and deployment.previous is not None
+    assert failures == []
+    assert "1" in seen and new_version in seen
+    assert seen[-1] == new_version
+    models = server.status()["models"]
+    for endpoint in ("emotion", "emotion_reviews", "reviews", "sentiment"):
+        assert [v["version"] for v in models[endpoint]] == [deployment.bundle.version]
