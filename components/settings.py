@@ -197,8 +197,39 @@ class ServingSettings(_Section):
     startup_timeout_s: int = Field(180, ge=1)
     max_request_mb: int = Field(10, ge=1, le=512)
     token_expiration_min: int = Field(60, ge=1)
+    drain_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=600,
+        description="Reload: grace for requests inside an old worker before it is removed.",
+    )
     url: str | None = Field(
         None, description="Inference URL clients call [default: http://host:inference_port]."
+    )
+
+
+class FlowSettings(_Section):
+    """Prefect orchestration: task runner, retries, sharding, schedules."""
+
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads", description="threads: local thread pool; dask: a Dask cluster (dask_address)."
+    )
+    dask_address: str | None = Field(
+        None, description="Scheduler address, e.g. tcp://10.0.0.5:8786 (dask runner)."
+    )
+    max_workers: int = Field(2, ge=1, le=256, description="Threads of the thread runner.")
+    embed_shard_size: int = Field(
+        2000, ge=1, description="Reviews per embedding task (the unit of distribution)."
+    )
+    io_retries: int = Field(3, ge=0, le=20, description="Retries of I/O tasks (backoff).")
+    retrain_cron: str = Field("0 3 * * 1", description="Retraining schedule (cron).")
+    reviews_cron: str = Field("0 2 * * *", description="Review index rebuild schedule (cron).")
+    timezone: str = Field("UTC", description="Time zone of the cron schedules.")
+    training_data: Path | None = Field(
+        None, description="FER data for scheduled retraining [default: workspace data/faces]."
+    )
+    prefect_port: int = Field(
+        4200, ge=1, le=65535, description="Port of the local Prefect server `flows serve` starts."
     )
 
 
@@ -226,6 +257,7 @@ class Settings(BaseSettings):
     nlp: NlpSettings = Field(default_factory=NlpSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    flows: FlowSettings = Field(default_factory=FlowSettings)
 
     @field_validator("workspace")
     @classmethod

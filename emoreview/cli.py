@@ -48,6 +48,10 @@ serve_app = typer.Typer(
     help="TorchServe: package the champion, start, stop, status, reload.", no_args_is_help=True
 )
 app.add_typer(serve_app, name="serve")
+flows_app = typer.Typer(
+    help="Prefect flows: run one now, or serve the scheduled deployments.", no_args_is_help=True
+)
+app.add_typer(flows_app, name="flows")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 UrlOption = Annotated[
@@ -695,6 +699,121 @@ def predict_emotion(
     for n, face in enumerate(prediction.faces, start=1):
         out.print(f"face {n} at {face.box}: [bold]{face.emotion}[/] ({face.confidence:.1%})")
         out.print("  " + ", ".join(f"{k} {v:.2f}" for k, v in face.probabilities.items()))
+
+
+# --------------------------------------------------------------------------- flows
+
+
+@flows_app.command("run")
+def flows_run(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="retrain, reviews or training.")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="Flow parameter KEY=VALUE (VALUE as JSON, else text), e.g. data=path/to/faces.",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a flow once against PREFECT_API_URL (or a temporary local Prefect API)."""
+    from flows.common import make_task_runner
+    from flows.retrain import retrain_flow
+    from flows.reviews import reviews_flow
+    from flows.training import training_flow
+
+    settings = _settings(ctx)
+    known = {"retrain": retrain_flow, "reviews": reviews_flow, "training": training_flow}
+    if name not in known:
+        raise UserError(f"unknown flow {name!r}: use {', '.join(known)}")
+    parameters: dict[str, Any] = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--param needs KEY=VALUE, got {item!r}")
+        try:
+            parameters[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parameters[key] = value
+    chosen = known[name]
+    if name == "reviews":
+        chosen = chosen.with_options(task_runner=make_task_runner(settings))
+    try:
+        with _workspace_results(settings):
+            state = chosen(
+                settings=settings.model_dump(mode="json"), **parameters, return_state=True
+            )
+    except TypeError as error:
+        raise UserError(f"bad parameters for flow {name}: {error}") from error
+    if not state.is_completed():
+        err.print(
+            f"[red]flow {name} {state.type.value.lower()}:[/] {state.message}", soft_wrap=True
+        )
+        raise typer.Exit(code=1)
+    result = state.result()
+    if as_json:
+        _emit_json(result)
+        return
+    out.print(f"flow {name} completed")
+    out.print_json(json.dumps(result, default=str))
+
+
+@flows_app.command("serve")
+def flows_serve(ctx: typer.Context) -> None:
+    """Serve the scheduled deployments (retrain, index rebuild) from settings' crons.
+
+    Uses the Prefect API in PREFECT_API_URL, or starts a local `prefect server` on
+    127.0.0.1:<flows.prefect_port> (UI included) and stops it on exit."""
+    import os
+    import signal
+
+    from prefect import serve
+
+    from flows.deployments import build_deployments
+    from flows.server import local_prefect_server
+
+    settings = _settings(ctx)
+    # A service manager stops us with SIGTERM: unwind like Ctrl-C so the local Prefect
+    # server started below is stopped too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    config_file = ctx.find_root().params.get("config")
+    deployments = build_deployments(settings, str(config_file) if config_file else None)
+    table = Table("deployment", "schedule", "time zone")
+    table.add_row("retrain/retrain-scheduled", settings.flows.retrain_cron, settings.flows.timezone)
+    table.add_row(
+        "reviews/index-rebuild-scheduled", settings.flows.reviews_cron, settings.flows.timezone
+    )
+    out.print(table)
+    if os.environ.get("PREFECT_API_URL"):
+        out.print(f"Prefect API: {os.environ['PREFECT_API_URL']} (Ctrl-C stops serving)")
+        with _workspace_results(settings):
+            serve(*deployments)
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with local_prefect_server(settings) as url:
+        out.print(f"Prefect UI and API: {url} (Ctrl-C stops serving and the server)")
+        with (
+            temporary_settings(updates={PREFECT_API_URL: f"{url}/api"}),
+            _workspace_results(settings),
+        ):
+            serve(*deployments)
+
+
+def _workspace_results(settings: Settings) -> Any:
+    """Task results (the flow caches) live in the workspace unless Prefect is told
+    otherwise (PREFECT_LOCAL_STORAGE_PATH), so they go away with it."""
+    import contextlib
+    import os
+
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+
+    if os.environ.get("PREFECT_LOCAL_STORAGE_PATH"):
+        return contextlib.nullcontext()
+    folder = (settings.workspace / "prefect" / "results").resolve()
+    return temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: folder})
 
 
 # --------------------------------------------------------------------------- serving

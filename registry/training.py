@@ -67,7 +67,19 @@ def open_registry(settings: Settings) -> ModelRegistry:
     return ModelRegistry(connect(settings), settings.registry.model_name, tracking_uri(settings))
 
 
-def train_and_register(
+@dataclass(frozen=True)
+class TrackedRun:
+    """A finished training run recorded in MLflow; plain values, safe to pass between tasks."""
+
+    run_id: str
+    run_dir: Path
+    data_sha256: str
+    test_set_sha256: str
+    validation_passed: bool
+    test_macro_f1: float
+
+
+def track_training(
     data: Path,
     settings: Settings,
     min_per_class: int = 10,
@@ -76,10 +88,11 @@ def train_and_register(
     allow_invalid_data: bool = False,
     index_version: str | None = None,
     progress: bool = True,
-) -> RegistrationResult:
-    """Train on ``data`` in an MLflow run, register the model, and apply the gate."""
-    registry = open_registry(settings)
-    experiment_id = ensure_experiment(registry.client, settings, settings.registry.experiment)
+) -> tuple[TrackedRun, TrainingOutcome]:
+    """Train and evaluate on ``data`` inside an MLflow run that records everything the
+    audit needs (per-epoch metrics live, as training goes)."""
+    client = connect(settings)
+    experiment_id = ensure_experiment(client, settings, settings.registry.experiment)
     lineage = {**git_revision(), "index_version": index_version or ""}
 
     def log_epoch(stats: EpochStats) -> None:
@@ -131,44 +144,90 @@ def train_and_register(
             path = outcome.artifacts.get(name)
             if path is not None and Path(path).is_file():
                 mlflow.log_artifact(str(path))
-        data_tags = {
-            "dataset": outcome.dataset,
-            "data_sha256": outcome.data_sha256,
-            "test_set_sha256": outcome.test_set_sha256,
-            "validation_status": "passed" if outcome.validation.passed else "failed",
-        }
-        mlflow.set_tags(data_tags)
-        version = registry.log_and_register(
-            outcome.result.weights_path,  # type: ignore[arg-type]
-            tags={
-                **lineage,
-                **data_tags,
-                "run_id": run.info.run_id,
-                "test_accuracy": f"{evaluation.accuracy:.6f}",
-                "test_macro_f1": f"{evaluation.macro_f1:.6f}",
-            },
+        mlflow.set_tags(
+            {
+                "dataset": outcome.dataset,
+                "data_sha256": outcome.data_sha256,
+                "test_set_sha256": outcome.test_set_sha256,
+                "validation_status": "passed" if outcome.validation.passed else "failed",
+            }
         )
-    decision = apply_gate(registry, version, outcome, data, settings)
+    tracked = TrackedRun(
+        run_id=run.info.run_id,
+        run_dir=outcome.run_dir,
+        data_sha256=outcome.data_sha256,
+        test_set_sha256=outcome.test_set_sha256,
+        validation_passed=outcome.validation.passed,
+        test_macro_f1=evaluation.macro_f1,
+    )
+    return tracked, outcome
+
+
+def register_tracked(registry: ModelRegistry, run_id: str, weights: Path) -> str:
+    """Register the weights of a tracked run as a new version (alias ``challenger``),
+    copying the run's lineage tags onto the version."""
+    run = registry.client.get_run(run_id)
+    keys = (
+        "git_commit", "git_dirty", "index_version", "dataset", "data_sha256",
+        "test_set_sha256", "validation_status",
+    )  # fmt: skip
+    tags = {key: run.data.tags.get(key, "") for key in keys}
+    metrics = run.data.metrics
+    tags.update(
+        run_id=run_id,
+        test_accuracy=f"{metrics.get('test_accuracy', float('nan')):.6f}",
+        test_macro_f1=f"{metrics.get('test_macro_f1', float('nan')):.6f}",
+    )
+    with mlflow.start_run(run_id=run_id):
+        return registry.log_and_register(weights, tags=tags)
+
+
+def train_and_register(
+    data: Path,
+    settings: Settings,
+    min_per_class: int = 10,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    allow_invalid_data: bool = False,
+    index_version: str | None = None,
+    progress: bool = True,
+) -> RegistrationResult:
+    """Train on ``data`` in an MLflow run, register the model, and apply the gate."""
+    tracked, outcome = track_training(
+        data, settings, min_per_class, run_dir, resume, allow_invalid_data, index_version, progress
+    )
+    registry = open_registry(settings)
+    version = register_tracked(registry, tracked.run_id, outcome.result.weights_path)  # type: ignore[arg-type]
+    decision = apply_gate(registry, version, data, settings)
     return RegistrationResult(
-        outcome, run.info.run_id, version, decision, registry.champion_version()
+        outcome, tracked.run_id, version, decision, registry.champion_version()
     )
 
 
 def apply_gate(
-    registry: ModelRegistry,
-    version: str,
-    outcome: TrainingOutcome,
-    data: Path,
-    settings: Settings,
+    registry: ModelRegistry, version: str, data: Path, settings: Settings
 ) -> PromotionDecision:
-    """Compare the challenger with the champion on the challenger's test set and record it."""
+    """Compare a registered challenger with the champion on the challenger's test set and
+    record the decision on the version."""
+    challenger = registry.record(version)
     champion = registry.champion_version()
+    if "promotion_decision" in challenger.tags:
+        # Decided before (e.g. a flow rerun whose training was cached): keep that decision.
+        return PromotionDecision(
+            promoted=champion == version,
+            reason=f"already decided: {challenger.tags.get('promotion_reason', '')}",
+            challenger_macro_f1=float(challenger.tags["test_macro_f1"]),
+            champion=None,
+            margin=settings.registry.promotion_margin,
+        )
     score = None
     if champion is not None and champion != version:
-        score = champion_score(registry, champion, outcome, data, settings)
+        score = champion_score(
+            registry, champion, challenger.tags["test_set_sha256"], data, settings
+        )
     decision = decide_promotion(
-        outcome.validation.passed,
-        outcome.evaluation.macro_f1,
+        challenger.validation_passed,
+        float(challenger.tags["test_macro_f1"]),
         score,
         settings.registry.promotion_margin,
     )
@@ -183,14 +242,14 @@ def apply_gate(
 def champion_score(
     registry: ModelRegistry,
     champion: str,
-    outcome: TrainingOutcome,
+    test_set_sha256: str,
     data: Path,
     settings: Settings,
 ) -> ChampionScore:
     """The champion's test macro-F1 on the challenger's test set: the recorded number when
     it was measured on the same test set, otherwise a fresh evaluation."""
     record = registry.record(champion)
-    if record.tags.get("test_set_sha256") == outcome.test_set_sha256:
+    if record.tags.get("test_set_sha256") == test_set_sha256:
         return ChampionScore(champion, float(record.tags["test_macro_f1"]))
     log.info("champion v%s was tested on another test set: evaluating it on this one", champion)
     source = registry.fetch(champion, settings.paths.models_dir)

@@ -216,7 +216,12 @@ class TorchServe:
         }
 
     def reload(self, bundle: ServedBundle) -> ServedBundle | None:
-        """Swap every endpoint to ``bundle`` without downtime; returns the old bundle."""
+        """Swap every endpoint to ``bundle`` without downtime; returns the old bundle.
+
+        New versions are registered (workers ready) and made default first; the old ones
+        are unregistered only after their queues drained and ``serving.drain_seconds``
+        passed, so requests already inside an old worker finish there.
+        """
         old = self.served()
         if old is not None and old.version == bundle.version:
             log.info("version %s is already served", bundle.version)
@@ -227,11 +232,27 @@ class TorchServe:
                 initial_workers=str(self.settings.serving.workers),
             )  # fmt: skip
             self._management("PUT", f"/models/{endpoint}/{bundle.version}/set-default")
-            if old is not None and endpoint in old.archives:
-                self._management("DELETE", f"/models/{endpoint}/{old.version}")
         self._save_served(bundle)
+        if old is not None:
+            retiring = [endpoint for endpoint in old.archives if endpoint in bundle.archives]
+            self._drain(retiring, old.version)
+            for endpoint in retiring:
+                self._management("DELETE", f"/models/{endpoint}/{old.version}")
         log.info("serving version %s (was %s)", bundle.version, old.version if old else None)
         return old
+
+    def _drain(self, endpoints: list[str], version: str) -> None:
+        """Wait until the old versions' queues are empty, then the grace period."""
+        deadline = time.monotonic() + self.settings.serving.response_timeout_s
+        while time.monotonic() < deadline:
+            pending = 0
+            for endpoint in endpoints:
+                described = self._management("GET", f"/models/{endpoint}/{version}").json()
+                pending += int(described[0].get("jobQueueStatus", {}).get("pendingRequests", 0))
+            if pending == 0:
+                break
+            time.sleep(0.2)
+        time.sleep(self.settings.serving.drain_seconds)
 
     def served(self) -> ServedBundle | None:
         path = self.folder / SERVED_FILE

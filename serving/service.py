@@ -20,16 +20,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from components.analysis.pipeline import ReviewAnalysisPipeline
 from components.emotions import UnknownEmotionError
 from components.hashing import file_sha256
-from components.index.embedder import SentenceTransformerEmbedder
-from components.nlp.sentiment import SentimentScorer, load_sentiment_scorer
 from components.settings import Settings
 from components.vision.faces import ImageInputError
 from components.vision.predict import ClassifierSource, EmotionPredictor
+
+if TYPE_CHECKING:  # loaded only by the endpoints that use them (worker memory, cold start)
+    from components.analysis.pipeline import ReviewAnalysisPipeline
+    from components.nlp.sentiment import SentimentScorer
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +118,15 @@ class EndpointService:
             predictor = EmotionPredictor.from_weights(classifier.weights, settings.vision)
             return cls("emotion", settings, versions, predictor=predictor)
         if endpoint == "sentiment":
+            from components.nlp.sentiment import load_sentiment_scorer
+
             scorer = load_sentiment_scorer(settings.nlp)
             return cls(
                 "sentiment", settings, {**versions, "sentiment": scorer.model_id}, sentiment=scorer
             )
+        from components.analysis.pipeline import ReviewAnalysisPipeline
+        from components.index.embedder import SentenceTransformerEmbedder
+
         embedder = SentenceTransformerEmbedder.load(
             settings.embedder.model, settings.embedder.device, settings.embedder.batch_size
         )

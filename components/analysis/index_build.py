@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -101,8 +102,10 @@ def build_analysis_index(
     settings: Settings,
     root: Path,
     progress: bool = True,
+    vectors: np.ndarray | None = None,
 ) -> IndexManifest:
-    """Score, embed, precompute the emotion answers, and publish one index version."""
+    """Score, embed (unless ``vectors`` are given, e.g. computed on a cluster), precompute
+    the emotion answers, and publish one index version."""
     unlabeled = int(reviews["emotion"].isna().sum())
     if unlabeled:
         raise UnlabeledReviewsError(

@@ -65,6 +65,7 @@ def served(tmp_path_factory, reviews_700, minilm):
             "initial_worker_port": base,
             "batch_size": 8,
             "max_batch_delay_ms": 20,
+            "drain_seconds": 2,
         },
     }
     config_file = folder / "settings.yaml"

@@ -1,0 +1,37 @@
+"""What every flow shares: settings at the flow entry, the task runner, content keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from components.settings import Settings
+
+
+def flow_settings(settings: dict[str, Any] | None, config_file: str | None) -> Settings:
+    """Build the settings once at the flow entry: a full settings dict (from the CLI) as-is,
+    otherwise defaults -> ``config_file`` -> ``EMOREVIEW_*`` environment (deployments)."""
+    if settings is not None:
+        return Settings.from_dict(settings)
+    return Settings.load(Path(config_file) if config_file else None)
+
+
+def make_task_runner(settings: Settings) -> Any:
+    """Threads by default; ``prefect-dask``'s ``DaskTaskRunner`` on a cluster address."""
+    if settings.flows.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if not settings.flows.dask_address:
+            raise ValueError("flows.task_runner is dask but flows.dask_address is not set")
+        return DaskTaskRunner(address=settings.flows.dask_address)
+    return ThreadPoolTaskRunner(max_workers=settings.flows.max_workers)
+
+
+def content_key(*parts: Any) -> str:
+    """A cache key from plain values (paths, hashes, settings sections)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,190 @@
+"""``reviews_flow``: generate or ingest -> tag unlabeled -> validate -> embed (sharded,
+cached) -> build the index with sentiments and the 7 emotion answers -> log the build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.tasks import exponential_backoff
+
+from components.hashing import file_sha256
+from components.settings import Settings
+from flows import workers
+from flows.common import content_key, flow_settings
+
+
+@task(name="acquire reviews", retries=3, retry_delay_seconds=exponential_backoff(2))
+def acquire_reviews(settings: Settings, source: str | None) -> dict[str, Any]:
+    """``source`` None: seeded synthetic reviews; a CSV/JSONL path: ingest it."""
+    from components.reviews.generate import generate_reviews
+    from components.reviews.ingest import ColumnMapping, ingest_reviews
+    from components.reviews.schema import write_reviews
+
+    if source:
+        frame = ingest_reviews(Path(source), ColumnMapping())
+    else:
+        frame = generate_reviews(settings.reviews.per_emotion, settings.reviews.seed)
+    path = write_reviews(frame, settings.paths.reviews)
+    return {"path": str(path), "sha256": file_sha256(path), "rows": len(frame)}
+
+
+@task(name="tag unlabeled reviews")
+def tag_unlabeled(settings: Settings, reviews: dict[str, Any]) -> dict[str, Any]:
+    from components.index.embedder import SentenceTransformerEmbedder
+    from components.nlp.tagging import load_emotion_tagger, tag_reviews
+    from components.reviews.schema import read_reviews, write_reviews
+
+    frame = read_reviews(Path(reviews["path"]))
+    if not frame["emotion"].isna().any():
+        return {**reviews, "tagged": 0}
+    embedder = SentenceTransformerEmbedder.load(settings.embedder.model, settings.embedder.device)
+    tagger = load_emotion_tagger(settings.nlp, embedder, frame[frame["emotion"].notna()])
+    tagged, count = tag_reviews(frame, tagger)
+    path = write_reviews(tagged, Path(reviews["path"]))
+    get_run_logger().info("tagged %d reviews with %s", count, tagger.model_id)
+    return {**reviews, "sha256": file_sha256(path), "tagged": count}
+
+
+@task(name="validate reviews")
+def validate_reviews_task(settings: Settings, reviews: dict[str, Any]) -> dict[str, Any]:
+    """The GX suite; a failure fails the flow here with the clear message."""
+    from components.reviews.schema import read_reviews
+    from components.reviews.validate import validate_reviews
+    from components.validation import raise_for_failures
+
+    report = validate_reviews(read_reviews(Path(reviews["path"])), settings.reviews)
+    publish_validation_table("reviews-validation", report)
+    raise_for_failures(report)
+    return {"passed": True, "evaluated": report.evaluated}
+
+
+def publish_validation_table(key: str, report: Any) -> None:
+    rows = [
+        {
+            "expectation": "all",
+            "column": "",
+            "result": "passed" if report.passed else "FAILED",
+            "detail": f"{report.successful}/{report.evaluated} expectations, "
+            f"{report.row_count} rows",
+        }
+    ] + [
+        {
+            "expectation": f.expectation,
+            "column": f.column or "",
+            "result": "FAILED",
+            "detail": f.describe(),
+        }
+        for f in report.failures
+    ]
+    create_table_artifact(
+        key=key, table=rows, description=f"Great Expectations suite `{report.suite}`"
+    )
+
+
+def _embed_key(context: Any, parameters: dict[str, Any]) -> str:
+    return content_key("embed", parameters["data_sha256"], parameters["start"], parameters["model"])
+
+
+@task(name="embed shard", cache_key_fn=_embed_key, persist_result=True)
+def embed_shard(
+    texts: list[str], model: str, device: str, data_sha256: str, start: int
+) -> np.ndarray:
+    """Embed one shard; runs on any worker (thread or Dask), loading the model once there."""
+    return workers.embedder(model, device).encode(texts)
+
+
+def embed_reviews(
+    settings: Settings, texts: list[str], data_sha256: str, refresh_cache: bool = False
+) -> np.ndarray:
+    """Map embedding over shards and merge them in order (same ids as one build)."""
+    size = settings.flows.embed_shard_size
+    starts = list(range(0, len(texts), size))
+    shard_task = embed_shard.with_options(refresh_cache=True) if refresh_cache else embed_shard
+    futures = [
+        shard_task.submit(
+            texts[start : start + size],
+            settings.embedder.model,
+            settings.embedder.device,
+            data_sha256,
+            start,
+        )
+        for start in starts
+    ]
+    return np.concatenate([future.result() for future in futures]).astype(np.float32)
+
+
+@task(name="build index")
+def build_index(settings: Settings, reviews: dict[str, Any], vectors: np.ndarray) -> dict[str, Any]:
+    from components.analysis.index_build import build_analysis_index
+    from components.index.embedder import SentenceTransformerEmbedder
+    from components.nlp.sentiment import load_sentiment_scorer
+    from components.nlp.summarize import load_summarizer
+    from components.reviews.schema import read_reviews
+
+    embedder = SentenceTransformerEmbedder.load(settings.embedder.model, settings.embedder.device)
+    manifest = build_analysis_index(
+        read_reviews(Path(reviews["path"])),
+        reviews["sha256"],
+        embedder,
+        load_sentiment_scorer(settings.nlp),
+        load_summarizer(settings.nlp, embedder),
+        settings,
+        settings.paths.index_root,
+        progress=False,
+        vectors=vectors,
+    )
+    return manifest.model_dump(mode="json")
+
+
+@task(name="log index build", retries=3, retry_delay_seconds=exponential_backoff(2))
+def log_index(settings: Settings, manifest: dict[str, Any], reviews_path: str) -> str:
+    from components.index.store import IndexManifest
+    from registry.tracking import log_index_build
+
+    return log_index_build(settings, IndexManifest.model_validate(manifest), Path(reviews_path))
+
+
+def current_index_sha(settings: Settings) -> str | None:
+    from components.index.store import IndexStoreError, current_version, read_manifest
+
+    root = settings.paths.index_root
+    try:
+        return read_manifest(root / "versions" / current_version(root)).data_sha256
+    except IndexStoreError:
+        return None
+
+
+@flow(name="reviews", log_prints=True)
+def reviews_flow(
+    settings: dict[str, Any] | None = None,
+    config_file: str | None = None,
+    source: str | None = None,
+    force: bool = False,
+    refresh_cache: bool = False,
+) -> dict[str, Any]:
+    """Reviews -> validated, indexed, with precomputed answers. Returns the index version
+    and whether it changed (an unchanged reviews file keeps the current index unless
+    ``force``; ``refresh_cache`` recomputes cached embeddings)."""
+    from components.reviews.schema import read_reviews
+
+    config = flow_settings(settings, config_file)
+    logger = get_run_logger()
+    reviews = acquire_reviews(config, source)
+    reviews = tag_unlabeled(config, reviews)
+    validate_reviews_task(config, reviews)
+    if not force and current_index_sha(config) == reviews["sha256"]:
+        from components.index.store import current_version
+
+        version = current_version(config.paths.index_root)
+        logger.info("reviews unchanged (sha256 %s): index %s kept", reviews["sha256"][:12], version)
+        return {"index_version": version, "changed": False, "reviews": reviews}
+    texts = read_reviews(Path(reviews["path"]))["text"].astype(str).tolist()
+    vectors = embed_reviews(config, texts, reviews["sha256"], refresh_cache)
+    manifest = build_index(config, reviews, vectors)
+    run_id = log_index(config, manifest, reviews["path"])
+    logger.info("index %s published (MLflow run %s)", manifest["version"], run_id)
+    return {"index_version": manifest["version"], "changed": True, "reviews": reviews}

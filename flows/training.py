@@ -1,0 +1,153 @@
+"""``training_flow``: validate image data -> train and evaluate (tracked in MLflow) ->
+register -> gate. Training on unchanged data with unchanged settings is cached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.tasks import exponential_backoff
+
+from components.settings import Settings
+from flows.common import content_key, flow_settings
+from flows.reviews import publish_validation_table
+
+
+@task(name="validate image data")
+def validate_images(settings: Settings, data: str, min_per_class: int) -> dict[str, Any]:
+    """Manifest + GX suite; a failure fails the flow here, before any training."""
+    from components.validation import raise_for_failures
+    from components.vision.training_run import validate_image_data
+
+    check = validate_image_data(
+        Path(data), min_per_class, ferplus_votes=settings.train.ferplus_votes
+    )
+    publish_validation_table("images-validation", check.report)
+    raise_for_failures(check.report)
+    return {"data_sha256": check.data_sha256, "test_set_sha256": check.test_set_sha256}
+
+
+def _train_key(context: Any, parameters: dict[str, Any]) -> str:
+    settings: Settings = parameters["settings"]
+    return content_key(
+        "train",
+        parameters["data_sha256"],
+        settings.train.model_dump(mode="json"),
+        settings.vision.model_dump(mode="json"),
+        str(settings.workspace.resolve()),
+        settings.registry.tracking_uri,
+    )
+
+
+@task(name="train and evaluate", cache_key_fn=_train_key, persist_result=True)
+def train_model(
+    settings: Settings, data: str, data_sha256: str, min_per_class: int
+) -> dict[str, Any]:
+    """ResNet-50 training and test evaluation inside an MLflow run (per-epoch metrics,
+    artifacts, lineage). Returns paths and numbers only."""
+    from registry.training import track_training
+
+    tracked, outcome = track_training(
+        Path(data), settings, min_per_class=min_per_class, progress=False
+    )
+    return {
+        "run_id": tracked.run_id,
+        "run_dir": str(tracked.run_dir),
+        "weights": str(outcome.result.weights_path),
+        "test_accuracy": outcome.evaluation.accuracy,
+        "test_macro_f1": outcome.evaluation.macro_f1,
+        "data_sha256": data_sha256,
+    }
+
+
+def _register_key(context: Any, parameters: dict[str, Any]) -> str:
+    return content_key("register", parameters["trained"]["run_id"])
+
+
+@task(
+    name="register model",
+    cache_key_fn=_register_key,
+    persist_result=True,
+    retries=3,
+    retry_delay_seconds=exponential_backoff(2),
+)
+def register_model(settings: Settings, trained: dict[str, Any]) -> str:
+    from registry.training import open_registry, register_tracked
+
+    return register_tracked(open_registry(settings), trained["run_id"], Path(trained["weights"]))
+
+
+@task(name="promotion gate")
+def gate(settings: Settings, version: str, data: str, trained: dict[str, Any]) -> dict[str, Any]:
+    from registry.tracking import tracking_uri
+    from registry.training import apply_gate, open_registry
+
+    registry = open_registry(settings)
+    champion_before = registry.champion_version()
+    decision = apply_gate(registry, version, Path(data), settings)
+    champion = registry.champion_version()
+    compared = decision.champion
+    against = f"v{compared.version} ({compared.macro_f1:.4f})" if compared else "no champion"
+    create_markdown_artifact(
+        key="training-decision",
+        markdown="\n".join(
+            [
+                f"## {registry.name} version {version}",
+                "",
+                "| metric | value |",
+                "| --- | --- |",
+                f"| test accuracy | {trained['test_accuracy']:.4f} |",
+                f"| test macro-F1 | {trained['test_macro_f1']:.4f} |",
+                f"| compared with | {against} |",
+                f"| margin | {decision.margin:.4f} |",
+                "",
+                f"**Decision: {'promoted to champion' if decision.promoted else 'not promoted'}**"
+                f" - {decision.reason}",
+                "",
+                f"Champion now: version {champion}",
+            ]
+        ),
+        description="Test metrics and the promotion decision",
+    )
+    uri = tracking_uri(settings)
+    if uri.startswith("http"):
+        create_link_artifact(
+            key="mlflow-run",
+            link=f"{uri}/#/experiments/0/runs/{trained['run_id']}",
+            link_text=f"MLflow run {trained['run_id']}",
+        )
+    else:
+        create_markdown_artifact(
+            key="mlflow-run",
+            markdown=f"MLflow run `{trained['run_id']}` in `{uri}` "
+            f"(open with `mlflow ui --backend-store-uri {uri}`)",
+        )
+    return {
+        "version": version,
+        "promoted": decision.promoted,
+        "reason": decision.reason,
+        "champion": champion,
+        "new_champion": champion != champion_before,
+    }
+
+
+@flow(name="training", log_prints=True)
+def training_flow(
+    settings: dict[str, Any] | None = None,
+    config_file: str | None = None,
+    data: str | None = None,
+    min_per_class: int = 10,
+) -> dict[str, Any]:
+    """Image data -> a registered model version and the gate's decision."""
+    config = flow_settings(settings, config_file)
+    source = data or str(config.flows.training_data or config.paths.faces_dir)
+    checked = validate_images(config, source, min_per_class)
+    trained = train_model(config, source, checked["data_sha256"], min_per_class)
+    version = register_model(config, trained)
+    decision = gate(config, version, source, trained)
+    get_run_logger().info(
+        "version %s: %s (champion %s)", version, decision["reason"], decision["champion"]
+    )
+    return {**decision, "run_id": trained["run_id"], "test_macro_f1": trained["test_macro_f1"]}
