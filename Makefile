@@ -8,7 +8,7 @@ export GX_ANALYTICS_ENABLED ?= false
 export TOKENIZERS_PARALLELISM ?= false
 PYTEST_ARGS ?=
 
-.PHONY: install test test-unit test-integration lint format demo clean
+.PHONY: install test test-unit test-integration lint format demo bench clean
 
 # (Re)install when the project's requirements change. constraints.txt holds the versions
 # this project was tested with, so every machine resolves the same set.
@@ -69,6 +69,10 @@ demo: $(STAMP)
 	  echo "TorchServe keeps running: emoreview serve status / emoreview serve stop"; \
 	  echo "curl: curl -H \"Authorization: Bearer \$$(python3 -c 'import json;print(json.load(open(\".emoreview/serving/key_file.json\"))[\"inference\"][\"key\"])')\" --data-binary @$(FACE) -H 'Content-Type: application/octet-stream' http://127.0.0.1:8080/predictions/emotion_reviews"; \
 	else $(EMO) serve stop; fi
+
+# The benchmark suite (minutes, not in CI): benchmarks/results/<date>.json and .md.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
 
 clean:
 	-$(BIN)/emoreview serve stop 2>/dev/null

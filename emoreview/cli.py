@@ -330,9 +330,7 @@ def reviews_tag(
     settings = _settings(ctx)
     path = file or settings.paths.reviews
     frame = read_reviews(path)
-    embedder = SentenceTransformerEmbedder.load(
-        settings.embedder.model, settings.embedder.device, settings.embedder.batch_size
-    )
+    embedder = SentenceTransformerEmbedder.from_settings(settings.embedder)
     labeled = frame[frame["emotion"].notna()]
     tagger = load_emotion_tagger(settings.nlp, embedder, labeled)
     tagged, count = tag_reviews(frame, tagger)
@@ -365,14 +363,13 @@ def index_build(
 ) -> None:
     """Validate, score sentiment, embed, precompute the 7 emotion answers and publish a new
     index version atomically."""
-    from components.analysis.index_build import build_analysis_index
+    from components.analysis.index_build import build_configured_index
     from components.hashing import file_sha256
     from components.index.embedder import SentenceTransformerEmbedder
-    from components.nlp.sentiment import load_sentiment_scorer
-    from components.nlp.summarize import load_summarizer
     from components.reviews.schema import read_reviews
     from components.reviews.validate import validate_reviews
     from components.validation import raise_for_failures
+    from registry.tracking import log_index_build
 
     settings = _settings(ctx)
     if kind is not None:
@@ -382,20 +379,8 @@ def index_build(
     path = file or settings.paths.reviews
     frame = read_reviews(path)
     raise_for_failures(validate_reviews(frame, settings.reviews))
-    embedder = SentenceTransformerEmbedder.load(
-        settings.embedder.model, settings.embedder.device, settings.embedder.batch_size
-    )
-    manifest = build_analysis_index(
-        frame,
-        file_sha256(path),
-        embedder,
-        load_sentiment_scorer(settings.nlp),
-        load_summarizer(settings.nlp, embedder),
-        settings,
-        settings.paths.index_root,
-    )
-    from registry.tracking import log_index_build
-
+    embedder = SentenceTransformerEmbedder.from_settings(settings.embedder)
+    manifest = build_configured_index(frame, file_sha256(path), embedder, settings)
     log_index_build(settings, manifest, path)
     if as_json:
         _emit_json(manifest.model_dump(mode="json"))
@@ -453,9 +438,7 @@ def search(
         raise UserError("query must not be empty")
     emotion = normalize_emotion(emotion) if emotion else None
     stored = load_index(settings.paths.index_root, expected_embedder=settings.embedder.model)
-    embedder = SentenceTransformerEmbedder.load(
-        settings.embedder.model, settings.embedder.device, settings.embedder.batch_size
-    )
+    embedder = SentenceTransformerEmbedder.from_settings(settings.embedder)
     searcher = ReviewSearcher(stored, embedder, settings.retrieval)
     hits = searcher.search(query, emotion=emotion, k=k)
     if as_json:

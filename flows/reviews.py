@@ -19,17 +19,23 @@ from flows.common import content_key, flow_settings
 
 @task(name="acquire reviews", retries=3, retry_delay_seconds=exponential_backoff(2))
 def acquire_reviews(settings: Settings, source: str | None) -> dict[str, Any]:
-    """``source`` None: seeded synthetic reviews; a CSV/JSONL path: ingest it."""
+    """``source``: a CSV/JSONL path to ingest; ``"synthetic"`` for seeded synthetic reviews;
+    None for the workspace's reviews file (synthetic ones when there is none yet)."""
     from components.reviews.generate import generate_reviews
     from components.reviews.ingest import ColumnMapping, ingest_reviews
-    from components.reviews.schema import write_reviews
+    from components.reviews.schema import read_reviews, write_reviews
 
-    if source:
-        frame = ingest_reviews(Path(source), ColumnMapping())
+    path = settings.paths.reviews
+    if source is None and path.is_file():
+        rows = len(read_reviews(path))
     else:
-        frame = generate_reviews(settings.reviews.per_emotion, settings.reviews.seed)
-    path = write_reviews(frame, settings.paths.reviews)
-    return {"path": str(path), "sha256": file_sha256(path), "rows": len(frame)}
+        if source and source != "synthetic":
+            frame = ingest_reviews(Path(source), ColumnMapping())
+        else:
+            frame = generate_reviews(settings.reviews.per_emotion, settings.reviews.seed)
+        write_reviews(frame, path)
+        rows = len(frame)
+    return {"path": str(path), "sha256": file_sha256(path), "rows": rows}
 
 
 @task(name="tag unlabeled reviews")
@@ -41,7 +47,7 @@ def tag_unlabeled(settings: Settings, reviews: dict[str, Any]) -> dict[str, Any]
     frame = read_reviews(Path(reviews["path"]))
     if not frame["emotion"].isna().any():
         return {**reviews, "tagged": 0}
-    embedder = SentenceTransformerEmbedder.load(settings.embedder.model, settings.embedder.device)
+    embedder = SentenceTransformerEmbedder.from_settings(settings.embedder)
     tagger = load_emotion_tagger(settings.nlp, embedder, frame[frame["emotion"].notna()])
     tagged, count = tag_reviews(frame, tagger)
     path = write_reviews(tagged, Path(reviews["path"]))
@@ -119,21 +125,15 @@ def embed_reviews(
 
 @task(name="build index")
 def build_index(settings: Settings, reviews: dict[str, Any], vectors: np.ndarray) -> dict[str, Any]:
-    from components.analysis.index_build import build_analysis_index
+    from components.analysis.index_build import build_configured_index
     from components.index.embedder import SentenceTransformerEmbedder
-    from components.nlp.sentiment import load_sentiment_scorer
-    from components.nlp.summarize import load_summarizer
     from components.reviews.schema import read_reviews
 
-    embedder = SentenceTransformerEmbedder.load(settings.embedder.model, settings.embedder.device)
-    manifest = build_analysis_index(
+    manifest = build_configured_index(
         read_reviews(Path(reviews["path"])),
         reviews["sha256"],
-        embedder,
-        load_sentiment_scorer(settings.nlp),
-        load_summarizer(settings.nlp, embedder),
+        SentenceTransformerEmbedder.from_settings(settings.embedder),
         settings,
-        settings.paths.index_root,
         progress=False,
         vectors=vectors,
     )

@@ -15,6 +15,19 @@ from flows.common import content_key, flow_settings
 from flows.reviews import publish_validation_table
 
 
+@task(name="prepare training data")
+def ensure_training_data(settings: Settings, data: str | None) -> str:
+    """The FER data to train on: ``data``, ``flows.training_data``, or the workspace's
+    faces; when none exists yet, seeded synthetic faces are drawn there (a fresh clone)."""
+    from components.vision.synthetic_faces import synthesize_faces
+
+    chosen = Path(data or settings.flows.training_data or settings.paths.faces_dir)
+    if data is None and settings.flows.training_data is None and not chosen.exists():
+        get_run_logger().warning("no training data yet: drawing synthetic faces into %s", chosen)
+        synthesize_faces(chosen, per_class_train=100, per_class_test=30, progress=False)
+    return str(chosen)
+
+
 @task(name="validate image data")
 def validate_images(settings: Settings, data: str, min_per_class: int) -> dict[str, Any]:
     """Manifest + GX suite; a failure fails the flow here, before any training."""
@@ -142,7 +155,7 @@ def training_flow(
 ) -> dict[str, Any]:
     """Image data -> a registered model version and the gate's decision."""
     config = flow_settings(settings, config_file)
-    source = data or str(config.flows.training_data or config.paths.faces_dir)
+    source = ensure_training_data(config, data)
     checked = validate_images(config, source, min_per_class)
     trained = train_model(config, source, checked["data_sha256"], min_per_class)
     version = register_model(config, trained)

@@ -127,9 +127,7 @@ class EndpointService:
         from components.analysis.pipeline import ReviewAnalysisPipeline
         from components.index.embedder import SentenceTransformerEmbedder
 
-        embedder = SentenceTransformerEmbedder.load(
-            settings.embedder.model, settings.embedder.device, settings.embedder.batch_size
-        )
+        embedder = SentenceTransformerEmbedder.from_settings(settings.embedder)
         pipeline = ReviewAnalysisPipeline.load(
             settings,
             classifier if endpoint == "emotion_reviews" else None,

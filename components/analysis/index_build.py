@@ -132,3 +132,29 @@ def build_analysis_index(
         extra_files={EMOTION_ANSWERS_FILE: write_answers},
         extras={"sentiment": sentiment.model_id, "summarizer": summarizer.model_id},
     )
+
+
+def build_configured_index(
+    reviews: pd.DataFrame,
+    data_sha256: str,
+    embedder: Embedder,
+    settings: Settings,
+    progress: bool = True,
+    vectors: np.ndarray | None = None,
+) -> IndexManifest:
+    """:func:`build_analysis_index` with the sentiment scorer and summarizer the settings
+    select, published under the workspace's index root."""
+    from components.nlp.sentiment import load_sentiment_scorer
+    from components.nlp.summarize import load_summarizer
+
+    return build_analysis_index(
+        reviews,
+        data_sha256,
+        embedder,
+        load_sentiment_scorer(settings.nlp),
+        load_summarizer(settings.nlp, embedder),
+        settings,
+        settings.paths.index_root,
+        progress=progress,
+        vectors=vectors,
+    )

@@ -101,9 +101,7 @@ class ReviewAnalysisPipeline:
         embedder: Embedder | None = None,
     ) -> ReviewAnalysisPipeline:
         """Load every model named by ``settings`` and the index version (default: current)."""
-        embedder = embedder or SentenceTransformerEmbedder.load(
-            settings.embedder.model, settings.embedder.device, settings.embedder.batch_size
-        )
+        embedder = embedder or SentenceTransformerEmbedder.from_settings(settings.embedder)
         stored = load_index(
             settings.paths.index_root,
             version=index_version,

@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from components.settings import DEFAULT_EMBEDDER
+from components.settings import DEFAULT_EMBEDDER, EmbedderSettings
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,10 @@ class SentenceTransformerEmbedder:
             ) from error
         log.info("loaded embedder %s from %s", model, source)
         return cls(loaded, model_id=model, batch_size=batch_size)
+
+    @classmethod
+    def from_settings(cls, settings: EmbedderSettings) -> SentenceTransformerEmbedder:
+        return cls.load(settings.model, settings.device, settings.batch_size)
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         vectors = self._model.encode(  # type: ignore[attr-defined]

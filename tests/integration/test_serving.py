@@ -10,23 +10,19 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pytest
 import requests
-import torch
 import yaml
 from PIL import Image
 
+from benchmarks.models import save_classifier
+from benchmarks.workspace import register_champion
 from components.analysis.index_build import build_analysis_index
 from components.emotions import EMOTIONS
 from components.nlp.sentiment import VaderSentimentScorer
 from components.nlp.summarize import ExtractiveSummarizer
 from components.settings import Settings
-from components.vision.model import EmotionResNet, save_weights
-from registry.models import ModelRegistry
-from registry.tracking import ensure_experiment
-from registry.training import open_registry
 from serving.client import ClientError, EmoreviewClient
 from serving.deploy import deploy_champion
 from serving.server import TorchServe
@@ -36,18 +32,9 @@ from tests.servers import free_port
 pytestmark = pytest.mark.integration
 
 
-def register_random_model(registry: ModelRegistry, settings: Settings, seed: int, folder: Path):
+def register_random_model(settings: Settings, seed: int, folder: Path) -> str:
     """A real registered version (random weights): logged, registered, made champion."""
-    torch.manual_seed(seed)
-    weights = folder / f"weights-{seed}.pt"
-    save_weights(EmotionResNet(), weights)
-    experiment = ensure_experiment(registry.client, settings, settings.registry.experiment)
-    with mlflow.start_run(experiment_id=experiment):
-        version = registry.log_and_register(
-            weights, {"validation_status": "passed", "dataset": "random", "test_macro_f1": "0"}
-        )
-    registry.make_champion(version, {"promotion_decision": "promoted", "promotion_reason": "test"})
-    return version
+    return register_champion(settings, save_classifier(folder / f"weights-{seed}.pt", seed))
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +62,7 @@ def served(tmp_path_factory, reviews_700, minilm):
         reviews_700, "5" * 64, minilm, VaderSentimentScorer(), ExtractiveSummarizer(minilm),
         settings, settings.paths.index_root, progress=False,
     )  # fmt: skip
-    registry = open_registry(settings)
-    register_random_model(registry, settings, seed=1, folder=folder)
+    register_random_model(settings, seed=1, folder=folder)
     server = TorchServe(settings)
     try:
         deployment = deploy_champion(settings)
@@ -213,8 +199,7 @@ def test_cli_predict_and_ask_through_the_server(served) -> None:
 
 def test_reload_during_a_burst_loses_no_request(served, client) -> None:
     settings, _, server = served
-    registry = open_registry(settings)
-    new_version = register_random_model(registry, settings, seed=2, folder=settings.workspace)
+    new_version = register_random_model(settings, seed=2, folder=settings.workspace)
     image = face_png()
     stop = threading.Event()
     seen: list[str] = []

@@ -1,0 +1,136 @@
+"""Through a real TorchServe over HTTP: photo -> whole answer and classifier-only latency
+at concurrency 1, answers/s at 8 and 16, fresh free-text questions, cold start, and the
+resident memory of each worker."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import psutil
+import requests
+
+from benchmarks.harness import measure, throughput
+from benchmarks.workspace import BenchWorkspace, fresh_questions
+from components.settings import Settings
+from components.vision.evaluate import predict_probabilities
+from components.vision.model import load_weights
+from serving.deploy import deploy_champion
+from serving.server import TorchServe
+from tests.servers import free_port
+
+
+def serving_settings(workspace: BenchWorkspace, batch_size: int) -> Settings:
+    data = workspace.settings.model_dump(mode="json")
+    data["serving"].update(
+        inference_port=free_port(), management_port=free_port(), metrics_port=free_port(),
+        grpc_inference_port=free_port(), grpc_management_port=free_port(),
+        initial_worker_port=free_port() % 20000 + 30000, batch_size=batch_size,
+        max_batch_delay_ms=5,
+    )  # fmt: skip
+    return Settings.from_dict(data)
+
+
+class Caller:
+    """One keep-alive session per thread, the inference token attached."""
+
+    def __init__(self, server: TorchServe) -> None:
+        self.url = server.inference_url
+        self.key = server.key("inference")
+        self.local = threading.local()
+
+    def _session(self) -> requests.Session:
+        if not hasattr(self.local, "session"):
+            self.local.session = requests.Session()
+            self.local.session.headers["Authorization"] = f"Bearer {self.key}"
+        return self.local.session
+
+    def post(self, model: str, **kwargs: Any) -> dict[str, Any]:
+        response = self._session().post(f"{self.url}/predictions/{model}", timeout=300, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+
+def worker_memory_mb() -> dict[str, float]:
+    out: dict[str, float] = {}
+    for process in psutil.process_iter(["cmdline", "memory_info"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if "model_service_worker" in cmdline:
+            out[f"worker {process.pid}"] = process.info["memory_info"].rss / 2**20
+        elif "org.pytorch.serve.ModelServer" in cmdline:
+            out["frontend (java)"] = process.info["memory_info"].rss / 2**20
+    return out
+
+
+def face48_png() -> bytes:
+    """A 48x48 FER-format face (synthetic), as PNG bytes."""
+    import io
+    import random
+
+    from components.vision.synthetic_faces import draw_face
+
+    buffer = io.BytesIO()
+    draw_face("happy", random.Random(0)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def in_process_classifier_throughput(workspace: BenchWorkspace, batch: int, rounds: int) -> float:
+    model = load_weights(workspace.weights)
+    faces = np.random.default_rng(0).integers(0, 255, (batch, 48, 48), dtype=np.uint8)
+    predict_probabilities(model, faces, batch_size=batch)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        predict_probabilities(model, faces, batch_size=batch)
+    return batch * rounds / (time.perf_counter() - start)
+
+
+def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
+    n = 10 if smoke else 200
+    settings = serving_settings(workspace, batch_size=16)
+    server = TorchServe(settings)
+    photo = {"data": workspace.photo, "headers": {"Content-Type": "application/octet-stream"}}
+    result: dict[str, Any] = {}
+    start = time.perf_counter()
+    try:
+        deploy_champion(settings)  # package + start + wait for every model's workers
+        ready = time.perf_counter() - start
+        caller = Caller(server)
+        caller.post("emotion_reviews", **photo)
+        result["cold_start_s"] = {
+            "serve_start_to_ready": ready,
+            "serve_start_to_first_answer": time.perf_counter() - start,
+        }
+        result["memory_mb"] = worker_memory_mb()
+        for model in ("emotion_reviews", "emotion"):
+            stats, answers = measure(lambda i, m=model: caller.post(m, **photo), n, warmup=5)
+            result[f"{model}_c1"] = stats.as_dict()
+            result[f"{model}_versions"] = answers[-1]["versions"]
+        for model in ("emotion", "emotion_reviews"):
+            for concurrency in (8, 16):
+                result[f"{model}_c{concurrency}"] = throughput(
+                    lambda i, m=model: caller.post(m, **photo), n, concurrency
+                )
+        # The throughput target compares like with like: 48x48 FER faces, the input size
+        # of the in-process classifier measurement below.
+        face = {"data": face48_png(), "headers": photo["headers"]}
+        for concurrency in (8, 16):
+            result[f"emotion_face48_c{concurrency}"] = throughput(
+                lambda i: caller.post("emotion", **face), n, concurrency
+            )
+        questions = fresh_questions(8 if smoke else 40, "served")
+        stats, _ = measure(
+            lambda i: caller.post("reviews", json={"query": questions[i]}),
+            len(questions) - 3,
+            warmup=3,
+        )
+        result["reviews_fresh_c1"] = stats.as_dict()
+        result["status"] = json.loads(json.dumps(server.status()["models"]))
+    finally:
+        server.stop()
+    result["in_process_classifier_images_per_s"] = in_process_classifier_throughput(
+        workspace, batch=16, rounds=3 if smoke else 30
+    )
+    return result

@@ -1,0 +1,218 @@
+"""`make bench`: every benchmark in one run, written to benchmarks/results/<date>.json and
+.md. Ratios are taken within this run (absolute times drift on shared machines).
+
+    python -m benchmarks.run            # full suite (minutes)
+    python -m benchmarks.run --smoke    # tiny sizes: checks every script still runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).with_name("results")
+README = Path(__file__).resolve().parents[1] / "README.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def update_readme(table: str, readme: Path = README) -> bool:
+    """Put the latest table between the README's benchmark markers."""
+    text = readme.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        return False
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{table}{END}{tail}", encoding="utf-8")
+    return True
+
+
+def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of the performance issue: measured value, bar, met or not."""
+    serving, chain, index = r["serving"], r["chain"], r["index"]
+    photo_p50 = serving["emotion_reviews_c1"]["p50_ms"]
+    classifier_p50 = serving["emotion_c1"]["p50_ms"]
+    original_photo = chain["original_photo"]["p50_ms"]
+    original_text = chain["original_text"]["p50_ms"]
+    served_text = serving["reviews_fresh_c1"]["p50_ms"]
+    c16 = serving["emotion_face48_c16"]["answers_per_s"]
+    in_process = serving["in_process_classifier_images_per_s"]
+    hnsw_1m = [s for s in index["search"] if s["index"] == "hnsw" and s["vectors"] == 1_000_000]
+    rows = [
+        ("photo -> answer p50 / classifier-only p50 (served, c=1)",
+         photo_p50 / classifier_p50, "<= 1.3", photo_p50 / classifier_p50 <= 1.3),
+        ("original photo pattern p50 / served photo -> answer p50",
+         original_photo / photo_p50, ">= 20", original_photo / photo_p50 >= 20),
+        ("served free-text p50 / original pattern p50",
+         served_text / original_text, "<= 0.5", served_text / original_text <= 0.5),
+        ("served emotion answers/s at c=16 / in-process batched classifier images/s (48x48)",
+         c16 / in_process, ">= 0.6", c16 / in_process >= 0.6),
+        ("index build reviews/s / plain encode reviews/s",
+         index["build"]["ratio"], ">= 0.85", index["build"]["ratio"] >= 0.85),
+        ("cold start: serve start -> first answer (s)",
+         serving["cold_start_s"]["serve_start_to_first_answer"], "< 30",
+         serving["cold_start_s"]["serve_start_to_first_answer"] < 30),
+    ]  # fmt: skip
+    if hnsw_1m:
+        h = hnsw_1m[0]
+        rows.append(("1M HNSW search p50 (ms)", h["p50_ms"], "<= 1", h["p50_ms"] <= 1))
+        rows.append(("1M HNSW recall@10", h["recall_at_10"], ">= 0.95", h["recall_at_10"] >= 0.95))
+    return [{"target": t, "measured": m, "bar": b, "met": bool(ok)} for t, m, b, ok in rows]
+
+
+def markdown(r: dict[str, Any]) -> str:
+    s, c, i, t = r["serving"], r["chain"], r["index"], r["training"]
+    lines = [
+        f"### Benchmarks {r['date']} ({'smoke' if r['smoke'] else 'full'} run)",
+        "",
+        f"Machine: {r['machine']}. Weights: "
+        + "; ".join(f"{k}: {v}" for k, v in r["models"].items())
+        + ".",
+        "",
+        "| target | measured | bar | met |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in r["targets"]:
+        met = "yes" if row["met"] else "**no**"
+        lines.append(f"| {row['target']} | {row['measured']:.3g} | {row['bar']} | {met} |")
+    lines += [
+        "",
+        "| measurement | p50 ms | p95 ms | p99 ms | n |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, label in (
+        ("emotion_reviews_c1", "served `emotion_reviews` (photo -> whole answer), c=1"),
+        ("emotion_c1", "served `emotion` (classifier only), c=1"),
+        ("reviews_fresh_c1", "served `reviews`, fresh questions (no cache), c=1"),
+    ):
+        x = s[name]
+        lines.append(
+            f"| {label} | {x['p50_ms']:.1f} | {x['p95_ms']:.1f} | {x['p99_ms']:.1f} | {x['n']} |"
+        )
+    for name, label in (
+        ("original_photo", "original pattern, photo -> answer (in-process)"),
+        ("original_text", "original pattern, question -> answer (in-process)"),
+        ("pipeline_photo_fp32", "pipeline.from_image (in-process)"),
+        ("pipeline_text_fp32", "pipeline.from_text, fresh questions, fp32 (in-process)"),
+        ("pipeline_text_int8", "pipeline.from_text, fresh questions, int8 T5 (in-process)"),
+    ):
+        x = c[name]
+        lines.append(
+            f"| {label} | {x['p50_ms']:.1f} | {x['p95_ms']:.1f} | {x['p99_ms']:.1f} | {x['n']} |"
+        )
+    lines += ["", "| throughput | answers/s | errors |", "| --- | --- | --- |"]
+    for model in ("emotion", "emotion_reviews"):
+        for conc in (8, 16):
+            x = s[f"{model}_c{conc}"]
+            lines.append(
+                f"| served `{model}`, c={conc} | {x['answers_per_s']:.1f} | {x['errors']} |"
+            )
+    lines.append(
+        f"| in-process batched classifier (batch 16, 48x48) | "
+        f"{s['in_process_classifier_images_per_s']:.1f} | - |"
+    )
+    a = c["int8_agreement"]
+    lines += [
+        "",
+        f"int8 T5 vs fp32 on {a['texts']} review texts: teacher-forced top-1 agreement "
+        f"{a['teacher_forced_top1_agreement']:.3f}, relative logit error "
+        f"{a['relative_logit_error']:.3f} (greedy generations from random weights are "
+        f"degenerate; identical: {a['generated_tokens_identical']:.2f}).",
+        "",
+        "| index | vectors | search p50 ms | recall@10 | build s |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in i["search"]:
+        built = f"{row['build_s']:.1f}" if row["build_s"] is not None else "-"
+        lines.append(
+            f"| {row['index']} | {row['vectors']:,} | {row['p50_ms']:.3f} | "
+            f"{row['recall_at_10']:.3f} | {built} |"
+        )
+    b = i["build"]
+    lines += [
+        "",
+        f"Index build: {b['index_build_reviews_per_s']:.0f} reviews/s vs plain encode "
+        f"{b['plain_encode_reviews_per_s']:.0f} reviews/s on {b['reviews']:,} reviews "
+        f"(ratio {b['ratio']:.2f}).",
+        "",
+        "| training | input | batch | images/s |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| ResNet-50 {row['device']} | {row['input']}x{row['input']} | {row['batch']} | "
+        f"{row['images_per_s']:.1f} |"
+        for row in t["rows"]
+    ]
+    if not t["gpu"]:
+        lines.append("| ResNet-50 cuda | - | - | no GPU available to this run |")
+    cold = s["cold_start_s"]
+    lines += [
+        "",
+        f"Cold start: {cold['serve_start_to_ready']:.1f} s from `serve start` (packaging "
+        f"included) to all four models ready, {cold['serve_start_to_first_answer']:.1f} s to "
+        "the first answer.",
+        "Resident memory (MiB): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in sorted(s["memory_mb"].items())),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
+    parser.add_argument("--out", type=Path, default=None, help="results folder")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (models, ws)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.WARNING)
+
+    from benchmarks import bench_chain, bench_index, bench_serving, bench_training
+    from benchmarks.workspace import prepare
+
+    out = args.out or (Path(tempfile.mkdtemp(prefix="bench-results-")) if args.smoke else RESULTS)
+    work = args.work or Path(tempfile.mkdtemp(prefix="emoreview-bench-"))
+    started = time.perf_counter()
+    print(f"preparing models and workspaces in {work}", file=sys.stderr)
+    workspace = prepare(work, args.smoke, int8=False)
+    int8_workspace = prepare(work, args.smoke, int8=True)
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "smoke": args.smoke,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
+        "models": workspace.models,
+    }
+    for name, step in (
+        ("training", lambda: bench_training.run(args.smoke)),
+        ("index", lambda: bench_index.run(args.smoke)),
+        ("chain", lambda: bench_chain.run(workspace, int8_workspace, args.smoke)),
+        ("serving", lambda: bench_serving.run(int8_workspace, args.smoke)),
+    ):
+        print(f"running {name} benchmarks", file=sys.stderr)
+        section_start = time.perf_counter()
+        results[name] = step()
+        results[name]["seconds"] = time.perf_counter() - section_start
+    results["targets"] = targets(results)
+    results["seconds"] = time.perf_counter() - started
+    out.mkdir(parents=True, exist_ok=True)
+    stem = results["date"] + ("-smoke" if args.smoke else "")
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2, default=str))
+    table = markdown(results)
+    (out / f"{stem}.md").write_text(table)
+    if not args.smoke and out == RESULTS and update_readme(table):
+        print("README.md Performance section updated", file=sys.stderr)
+    print(table)
+    print(f"results -> {out / stem}.json / .md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Every benchmark script at tiny sizes, so they never rot (timings are not asserted:
+benchmarks report ratios, `make bench` runs them in full)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_benchmark_suite_runs_at_tiny_sizes(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--smoke",
+            "--out",
+            str(tmp_path / "out"),
+            "--work",
+            str(tmp_path / "work"),
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (report,) = (tmp_path / "out").glob("*-smoke.json")
+    results = json.loads(report.read_text())
+    for section in ("training", "index", "chain", "serving"):
+        assert section in results, section
+    assert {t["target"] for t in results["targets"]} >= {
+        "photo -> answer p50 / classifier-only p50 (served, c=1)",
+        "index build reviews/s / plain encode reviews/s",
+    }
+    serving = results["serving"]
+    assert serving["emotion_c16"]["errors"] == 0 and serving["emotion_reviews_c8"]["errors"] == 0
+    assert serving["emotion_reviews_versions"]["model_version"] == "1"
+    table = (tmp_path / "out" / report.name.replace(".json", ".md")).read_text()
+    assert "| target | measured | bar | met |" in table and "recall@10" in table
