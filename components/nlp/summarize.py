@@ -26,10 +26,10 @@ from components.settings import NlpSettings
 
 log = logging.getLogger(__name__)
 
+# Short on purpose: every prompt token costs encoder time and cross-attention in each of
+# the generated tokens; the reviews are what the model should read.
 PROMPT_TEMPLATE = (
-    "Customer reviews from customers who feel {emotion}:\n{reviews}\n\n"
-    "Question: {question}\n"
-    "In one or two sentences, explain why these customers feel {emotion}."
+    "Why do customers feel {emotion}? {question}\nReviews:\n{reviews}\nAnswer in one sentence:"
 )
 NO_REVIEWS = "No reviews were found for this question."
 
