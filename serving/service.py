@@ -184,20 +184,9 @@ class EndpointService:
     def _answer_images(self, images: list[bytes]) -> list[Any]:
         if self.endpoint == "emotion":
             assert self.predictor is not None
-            decoded: list[Any] = []
-            for data in images:
-                try:
-                    decoded.append(self.predictor.decode(data))
-                except ImageInputError as error:
-                    decoded.append(error)
-            predictions = iter(
-                self.predictor.predict_decoded(
-                    [d for d in decoded if not isinstance(d, ImageInputError)]
-                )
-            )
             return [
-                d if isinstance(d, ImageInputError) else next(predictions).as_dict()
-                for d in decoded
+                p if isinstance(p, ImageInputError) else p.as_dict()
+                for p in self.predictor.predict_each(images)
             ]
         assert self.pipeline is not None
         return [

@@ -126,10 +126,10 @@ class ReviewAnalysisPipeline:
         """Answer from another index version; answers of the old one are never served."""
         self.searcher = searcher
         self.chain = build_answer_chain(searcher, self.summarizer, self.sentiment)
-        self.models = {**chain_models(searcher, self.summarizer, self.sentiment)}
-        self.models.update(self._classifier_ids)
+        chain_ids = chain_models(searcher, self.summarizer, self.sentiment)
+        self.models = {**chain_ids, **self._classifier_ids}
         key, answers = read_emotion_answers(searcher.stored)
-        expected = answers_key(searcher.index_version, self._chain_models(), self.settings)
+        expected = answers_key(searcher.index_version, chain_ids, self.settings)
         if answers and key == expected:
             self._precomputed = answers
         else:
@@ -223,18 +223,7 @@ class ReviewAnalysisPipeline:
         """Classify the faces of every decodable image in one forward pass."""
         if self.predictor is None:
             raise RuntimeError("this pipeline was loaded without an emotion classifier")
-        decoded: list[Any] = []
-        for data in images:
-            try:
-                decoded.append(self.predictor.decode(data))
-            except ImageInputError as error:
-                decoded.append(error)
-        good = [d for d in decoded if not isinstance(d, ImageInputError)]
-        predictions = iter(self.predictor.predict_decoded(good))
-        return [d if isinstance(d, ImageInputError) else next(predictions) for d in decoded]
+        return self.predictor.predict_each(images)
 
     def score_sentiment(self, texts: Sequence[str]) -> list[Sentiment]:
         return self.sentiment.score(texts)
-
-    def _chain_models(self) -> dict[str, str]:
-        return chain_models(self.searcher, self.summarizer, self.sentiment)

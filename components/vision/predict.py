@@ -18,7 +18,7 @@ from components.emotions import EMOTIONS
 from components.hashing import file_sha256
 from components.settings import VisionSettings
 from components.vision.evaluate import predict_probabilities
-from components.vision.faces import FaceCrop, FaceDetector, decode_image
+from components.vision.faces import FaceCrop, FaceDetector, ImageInputError, decode_image
 from components.vision.fer_data import IMAGE_SIZE
 from components.vision.model import EmotionResNet, load_weights
 
@@ -120,6 +120,21 @@ class EmotionPredictor:
         callers that must isolate bad inputs decode first with :meth:`decode`.
         """
         return self.predict_decoded([self.decode(data) for data in images], all_faces=all_faces)
+
+    def predict_each(
+        self, images: Sequence[bytes], all_faces: bool | None = None
+    ) -> list[ImagePrediction | ImageInputError]:
+        """Like :meth:`predict_many` (one forward pass), but a bad image is returned as its
+        :class:`ImageInputError` in place instead of failing the others."""
+        decoded: list[np.ndarray | ImageInputError] = []
+        for data in images:
+            try:
+                decoded.append(self.decode(data))
+            except ImageInputError as error:
+                decoded.append(error)
+        good = [d for d in decoded if not isinstance(d, ImageInputError)]
+        predictions = iter(self.predict_decoded(good, all_faces=all_faces))
+        return [d if isinstance(d, ImageInputError) else next(predictions) for d in decoded]
 
     def decode(self, data: bytes) -> np.ndarray:
         return decode_image(data, max_pixels=self.settings.max_image_pixels)
