@@ -23,13 +23,13 @@ from serving.server import TorchServe
 from tests.servers import free_port
 
 
-def serving_settings(workspace: BenchWorkspace, batch_size: int) -> Settings:
+def serving_settings(workspace: BenchWorkspace) -> Settings:
+    """The shipped serving settings (workers, dynamic batching) on free ports."""
     data = workspace.settings.model_dump(mode="json")
     data["serving"].update(
         inference_port=free_port(), management_port=free_port(), metrics_port=free_port(),
         grpc_inference_port=free_port(), grpc_management_port=free_port(),
-        initial_worker_port=free_port() % 20000 + 30000, batch_size=batch_size,
-        max_batch_delay_ms=5,
+        initial_worker_port=free_port() % 20000 + 30000,
     )  # fmt: skip
     return Settings.from_dict(data)
 
@@ -89,10 +89,16 @@ def in_process_classifier_throughput(workspace: BenchWorkspace, batch: int, roun
 
 def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
     n = 10 if smoke else 200
-    settings = serving_settings(workspace, batch_size=16)
+    settings = serving_settings(workspace)
     server = TorchServe(settings)
     photo = {"data": workspace.photo, "headers": {"Content-Type": "application/octet-stream"}}
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {
+        "batching": {
+            "workers": settings.serving.workers,
+            "batch_size": settings.serving.batch_size,
+            "max_batch_delay_ms": settings.serving.max_batch_delay_ms,
+        }
+    }
     start = time.perf_counter()
     try:
         deploy_champion(settings)  # package + start + wait for every model's workers
@@ -131,6 +137,6 @@ def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
     finally:
         server.stop()
     result["in_process_classifier_images_per_s"] = in_process_classifier_throughput(
-        workspace, batch=16, rounds=3 if smoke else 30
+        workspace, batch=settings.serving.batch_size, rounds=3 if smoke else 30
     )
     return result

@@ -115,10 +115,19 @@ def markdown(r: dict[str, Any]) -> str:
             lines.append(
                 f"| served `{model}`, c={conc} | {x['answers_per_s']:.1f} | {x['errors']} |"
             )
-    lines.append(
-        f"| in-process batched classifier (batch 16, 48x48) | "
-        f"{s['in_process_classifier_images_per_s']:.1f} | - |"
-    )
+    for conc in (8, 16):
+        x = s[f"emotion_face48_c{conc}"]
+        label = f"served `emotion`, 48x48 faces, c={conc}"
+        lines.append(f"| {label} | {x['answers_per_s']:.1f} | {x['errors']} |")
+    b = s["batching"]
+    lines += [
+        f"| in-process batched classifier (batch {b['batch_size']}, 48x48) | "
+        f"{s['in_process_classifier_images_per_s']:.1f} | - |",
+        "",
+        f"Served with the shipped settings: {b['workers']} worker per model, image models "
+        f"batched dynamically (`batchSize` {b['batch_size']}, `maxBatchDelay` "
+        f"{b['max_batch_delay_ms']} ms); photos are 256x256 JPEGs.",
+    ]
     a = c["int8_agreement"]
     lines += [
         "",

@@ -253,7 +253,8 @@ class ModelRegistry:
         target = models_dir / self.name / version
         weights = target / "artifacts" / f"{WEIGHTS_ARTIFACT}.pt"
         expected = record.tags.get("weights_sha256")
-        if not weights.is_file() or file_sha256(weights) != expected:
+        digest = file_sha256(weights) if weights.is_file() else None
+        if digest != expected:
             shutil.rmtree(target, ignore_errors=True)
             staging = target.with_name(f".{version}.download")
             shutil.rmtree(staging, ignore_errors=True)
@@ -268,7 +269,7 @@ class ModelRegistry:
                 raise RegistryError(f"version {version} has no weights artifact")
             found[0].rename(staging / "artifacts" / f"{WEIGHTS_ARTIFACT}.pt")
             staging.rename(target)
-        digest = file_sha256(weights)
+            digest = file_sha256(weights)
         if digest != expected:
             raise RegistryError(
                 f"{self.name} version {version}: weights sha256 {digest} does not match the "
