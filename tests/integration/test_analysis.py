@@ -4,6 +4,7 @@ saved by the tests, and the real MiniLM for the offline methods."""
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -191,6 +192,32 @@ def test_answers_read_stored_sentiment_instead_of_recomputing(pipeline) -> None:
     answer = text_pipeline.from_text("the package never arrived", k=6)
     assert len(answer.reviews) == 6
     assert CountingScorer.calls == 0
+
+
+def test_the_chain_runs_the_summarizer_in_the_callers_thread(pipeline) -> None:
+    """torch's OpenMP workers belong to the calling thread: generation on a thread that
+    LangChain made for the call was about 50% slower (see ``chain.assign``)."""
+    threads: list[int] = []
+
+    class RecordingSummarizer:
+        def __init__(self, inner) -> None:
+            self.inner, self.method, self.model_id = inner, inner.method, inner.model_id
+
+        def clip(self, text: str) -> str:
+            return self.inner.clip(text)
+
+        def summarize(self, request: SummaryRequest) -> str:
+            threads.append(threading.get_ident())
+            return self.inner.summarize(request)
+
+    text_pipeline = ReviewAnalysisPipeline(
+        pipeline.searcher,
+        RecordingSummarizer(pipeline.summarizer),
+        pipeline.sentiment,
+        pipeline.settings,
+    )
+    text_pipeline.from_text("why was the refund so slow, thread check")
+    assert threads == [threading.get_ident()]
 
 
 def test_free_text_answers_are_cached_until_the_index_changes(
