@@ -74,39 +74,35 @@ class UserError(Exception):
     """A mistake in the user's input: reported in one line, exit code 2."""
 
 
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    from components.analysis.index_build import UnlabeledReviewsError
-    from components.emotions import UnknownEmotionError
-    from components.index.embedder import EmbedderLoadError
-    from components.index.store import IndexStoreError
-    from components.nlp.loading import ModelLoadError
-    from components.reviews.ingest import IngestError
-    from components.reviews.schema import ReviewsFileError
-    from components.settings import ConfigFileError
-    from components.validation import DataValidationError
-    from components.vision.faces import ImageInputError
-    from components.vision.fer_data import FerDataError
-    from registry.models import RegistryError
-    from serving.client import ClientError
-    from serving.server import ServerError
+# A user's mistake, by the module that defines its type. Looked up only among modules
+# already imported (an error's type is loaded by whatever raised it), so that `--help` and
+# light commands do not import torch, MLflow and LangChain just to name error types.
+USER_ERROR_TYPES = (
+    ("components.vision.faces", "ImageInputError"),
+    ("components.vision.fer_data", "FerDataError"),
+    ("components.emotions", "UnknownEmotionError"),
+    ("components.index.embedder", "EmbedderLoadError"),
+    ("components.index.store", "IndexStoreError"),
+    ("components.reviews.ingest", "IngestError"),
+    ("components.reviews.schema", "ReviewsFileError"),
+    ("components.settings", "ConfigFileError"),
+    ("components.validation", "DataValidationError"),
+    ("components.nlp.loading", "ModelLoadError"),
+    ("components.analysis.index_build", "UnlabeledReviewsError"),
+    ("registry.models", "RegistryError"),
+    ("serving.server", "ServerError"),
+    ("serving.client", "ClientError"),
+)
 
-    return (
-        ImageInputError,
-        FerDataError,
-        UserError,
-        UnknownEmotionError,
-        EmbedderLoadError,
-        IndexStoreError,
-        IngestError,
-        ReviewsFileError,
-        ConfigFileError,
-        DataValidationError,
-        ModelLoadError,
-        UnlabeledReviewsError,
-        RegistryError,
-        ServerError,
-        ClientError,
-    )
+
+def is_user_error(error: BaseException) -> bool:
+    if isinstance(error, UserError):
+        return True
+    for module_name, type_name in USER_ERROR_TYPES:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(error, getattr(module, type_name)):
+            return True
+    return False
 
 
 @dataclass
@@ -1149,10 +1145,11 @@ def _print_counts(counts: dict[str, int]) -> None:
 
 def main() -> None:
     """Console-script entry point: user errors become one line on stderr and exit code 2."""
-    user_errors = _user_error_types()
     try:
         app()
-    except user_errors as error:
+    except Exception as error:
+        if not is_user_error(error):
+            raise
         err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
