@@ -128,10 +128,9 @@ class EndpointService:
         from components.index.embedder import SentenceTransformerEmbedder
 
         embedder = SentenceTransformerEmbedder.from_settings(settings.embedder)
+        photos = endpoint == "emotion_reviews"  # answers from the precomputed ones
         pipeline = ReviewAnalysisPipeline.load(
-            settings,
-            classifier if endpoint == "emotion_reviews" else None,
-            embedder=embedder,
+            settings, classifier if photos else None, embedder=embedder, defer_summarizer=photos
         )
         versions.update(
             index_version=pipeline.index_version,

@@ -23,12 +23,12 @@ from typing import Any
 from components.analysis.answer import Answer, DetectedFace
 from components.analysis.chain import build_answer_chain, chain_models
 from components.analysis.index_build import answers_key, read_emotion_answers
-from components.emotions import emotion_query, normalize_emotion
+from components.emotions import EMOTIONS, emotion_query, normalize_emotion
 from components.index.embedder import Embedder, SentenceTransformerEmbedder
 from components.index.search import ReviewSearcher
 from components.index.store import StoredIndex, load_index
 from components.nlp.sentiment import Sentiment, SentimentScorer, load_sentiment_scorer
-from components.nlp.summarize import Summarizer, load_summarizer
+from components.nlp.summarize import DeferredFlanT5Summarizer, Summarizer, load_summarizer
 from components.reviews.generate import normalize_text
 from components.settings import Settings
 from components.vision.faces import ImageInputError
@@ -99,8 +99,14 @@ class ReviewAnalysisPipeline:
         classifier: ClassifierSource | None = None,
         index_version: str | None = None,
         embedder: Embedder | None = None,
+        defer_summarizer: bool = False,
     ) -> ReviewAnalysisPipeline:
-        """Load every model named by ``settings`` and the index version (default: current)."""
+        """Load every model named by ``settings`` and the index version (default: current).
+
+        ``defer_summarizer``: flan-t5's weights load only when an answer has to be
+        generated, so a process that answers images from the precomputed emotion answers
+        never holds them.
+        """
         embedder = embedder or SentenceTransformerEmbedder.from_settings(settings.embedder)
         stored = load_index(
             settings.paths.index_root,
@@ -115,7 +121,7 @@ class ReviewAnalysisPipeline:
         )
         return cls(
             ReviewSearcher(stored, embedder, settings.retrieval),
-            load_summarizer(settings.nlp, embedder),
+            load_summarizer(settings.nlp, embedder, defer=defer_summarizer),
             load_sentiment_scorer(settings.nlp),
             settings,
             predictor,
@@ -140,6 +146,10 @@ class ReviewAnalysisPipeline:
                     searcher.index_version,
                 )
             self._precomputed = {}
+        if isinstance(self.summarizer, DeferredFlanT5Summarizer) and (
+            set(self._precomputed) != set(EMOTIONS)
+        ):
+            self.summarizer.load()  # answers will be generated: fail now, not mid-request
 
     def reload_index(self, version: str | None = None) -> str:
         stored: StoredIndex = load_index(

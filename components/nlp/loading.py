@@ -25,6 +25,16 @@ def is_local_path(source: str) -> bool:
     return Path(source).expanduser().exists()
 
 
+def available_locally(source: str) -> bool:
+    """Whether a checkpoint's config is on this machine (a local folder, or the hub cache),
+    without loading it: what ``auto`` would find with ``local_files_only``."""
+    if is_local_path(source):
+        return (Path(source).expanduser() / "config.json").is_file()
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(source, "config.json"), str)
+
+
 def choose_method(
     choice: str,
     primary: str,

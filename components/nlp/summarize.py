@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -20,7 +21,13 @@ import numpy as np
 
 from components.index.embedder import Embedder
 from components.index.search import mmr_select
-from components.nlp.loading import ModelLoadError, choose_method, first_line, model_id_for
+from components.nlp.loading import (
+    ModelLoadError,
+    available_locally,
+    choose_method,
+    first_line,
+    model_id_for,
+)
 from components.reviews.generate import normalize_text
 from components.settings import NlpSettings
 
@@ -79,15 +86,18 @@ class FlanT5Summarizer:
                 f"cannot load summarizer {source!r}: {first_line(error)}"
             ) from error
         model.eval()
-        model_id = model_id_for(cls.method, source)
-        if settings.quantize_int8 and settings.device == "cpu":
+        if quantized(settings):
             model = torch.ao.quantization.quantize_dynamic(
                 model, {torch.nn.Linear}, dtype=torch.qint8
             )
-            model_id += "+int8"
         else:
             model.to(settings.device)
-        return cls(model, tokenizer, model_id, settings)
+        return cls(model, tokenizer, cls.model_id_for(source, settings), settings)
+
+    @classmethod
+    def model_id_for(cls, source: str, settings: NlpSettings) -> str:
+        """How answers name this summarizer, known before any weights load."""
+        return model_id_for(cls.method, source) + ("+int8" if quantized(settings) else "")
 
     def clip(self, text: str) -> str:
         ids = self.tokenizer(  # type: ignore[operator]
@@ -121,6 +131,47 @@ class FlanT5Summarizer:
             )
         text = self.tokenizer.decode(output[0], skip_special_tokens=True)  # type: ignore[attr-defined]
         return text.strip()
+
+
+def quantized(settings: NlpSettings) -> bool:
+    return settings.quantize_int8 and settings.device == "cpu"
+
+
+class DeferredFlanT5Summarizer:
+    """flan-t5 whose weights load on first use (once, thread-safe).
+
+    For a process that answers from precomputed answers and may never generate, such as
+    the ``emotion_reviews`` endpoint's worker: it names its model without loading it.
+    """
+
+    method = FlanT5Summarizer.method
+
+    def __init__(self, source: str, settings: NlpSettings, local_only: bool = False) -> None:
+        self.source = source
+        self.settings = settings
+        self.local_only = local_only
+        self.model_id = FlanT5Summarizer.model_id_for(source, settings)
+        self._summarizer: FlanT5Summarizer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._summarizer is not None
+
+    def load(self) -> FlanT5Summarizer:
+        with self._lock:
+            if self._summarizer is None:
+                log.info("loading summarizer %s on first use", self.model_id)
+                self._summarizer = FlanT5Summarizer.load(
+                    self.source, self.settings, local_only=self.local_only
+                )
+            return self._summarizer
+
+    def clip(self, text: str) -> str:
+        return self.load().clip(text)
+
+    def summarize(self, request: SummaryRequest) -> str:
+        return self.load().summarize(request)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -164,8 +215,16 @@ class ExtractiveSummarizer:
         return " ".join(sentences[i] for i in sorted(chosen))
 
 
-def load_summarizer(settings: NlpSettings, embedder: Embedder) -> Summarizer:
-    """The summarizer ``settings.summarizer`` selects (``auto``: flan-t5 if local)."""
+def load_summarizer(settings: NlpSettings, embedder: Embedder, defer: bool = False) -> Summarizer:
+    """The summarizer ``settings.summarizer`` selects (``auto``: flan-t5 if local).
+
+    With ``defer``, flan-t5's weights load on first use (:class:`DeferredFlanT5Summarizer`).
+    """
+    source = settings.summarizer_model
+    if defer and settings.summarizer == "flan-t5":
+        return DeferredFlanT5Summarizer(source, settings)
+    if defer and settings.summarizer == "auto" and available_locally(source):
+        return DeferredFlanT5Summarizer(source, settings, local_only=True)
     return choose_method(
         settings.summarizer,
         "flan-t5",

@@ -21,6 +21,7 @@ from components.nlp.sentiment import (
     load_sentiment_scorer,
 )
 from components.nlp.summarize import (
+    DeferredFlanT5Summarizer,
     ExtractiveSummarizer,
     FlanT5Summarizer,
     SummaryRequest,
@@ -285,6 +286,14 @@ def test_pipeline_with_flan_t5_and_roberta_checkpoints(
     answer = text_pipeline.for_emotion("happy")
     assert answer.summarizer.startswith("flan-t5:") and answer.source == "precomputed"
     assert answer.sentiment_method.startswith("roberta:")
+    # Deferred (the emotion_reviews worker): stored answers need no T5 weights in memory.
+    deferred = ReviewAnalysisPipeline.load(settings, embedder=minilm, defer_summarizer=True)
+    assert isinstance(deferred.summarizer, DeferredFlanT5Summarizer)
+    assert deferred.summarizer.model_id == text_pipeline.summarizer.model_id
+    assert deferred.for_emotion("happy").summary == answer.summary
+    assert not deferred.summarizer.loaded
+    generated = deferred.from_text("why did the refund take so long?")
+    assert deferred.summarizer.loaded and generated.summarizer == answer.summarizer
     # Another summarizer setting: stored answers no longer apply and are recomputed.
     other = settings.model_copy(deep=True)
     other.nlp.summarizer = "extractive"

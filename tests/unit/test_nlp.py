@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -10,10 +11,16 @@ import pytest
 
 from components.analysis.answer import Answer, SentimentOut
 from components.analysis.pipeline import AnswerCache
-from components.nlp.loading import ModelLoadError, choose_method
+from components.nlp.loading import ModelLoadError, available_locally, choose_method
 from components.nlp.sentiment import VaderSentimentScorer, _sentiment_label
-from components.nlp.summarize import split_sentences
+from components.nlp.summarize import (
+    DeferredFlanT5Summarizer,
+    ExtractiveSummarizer,
+    load_summarizer,
+    split_sentences,
+)
 from components.nlp.tagging import EmotionTag, tag_reviews
+from components.settings import NlpSettings
 
 
 def test_vader_maps_onto_the_three_labels() -> None:
@@ -48,6 +55,27 @@ def test_auto_falls_back_with_a_warning_and_explicit_choice_fails_loudly(
     with pytest.raises(ModelLoadError):
         choose_method("flan-t5", "flan-t5", primary, lambda: "fallback", what="summarizer")
     assert choose_method("extractive", "flan-t5", primary, lambda: "x", what="s") == "x"
+
+
+def test_deferred_summarizer_is_chosen_without_loading_anything(tmp_path) -> None:
+    checkpoint = tmp_path / "t5"
+    checkpoint.mkdir()
+    assert not available_locally(str(checkpoint)), "a folder without config.json"
+    assert not available_locally("nobody/not-a-cached-model")
+    (checkpoint / "config.json").write_text("{}")
+    assert available_locally(str(checkpoint))
+
+    local = NlpSettings(summarizer="auto", summarizer_model=str(checkpoint))
+    deferred = load_summarizer(local, embedder=None, defer=True)  # type: ignore[arg-type]
+    assert isinstance(deferred, DeferredFlanT5Summarizer) and not deferred.loaded
+    assert deferred.model_id.startswith(f"flan-t5:{checkpoint}")
+    with pytest.raises(ModelLoadError):  # the empty config is found only on first use
+        deferred.load()
+
+    missing = NlpSettings(summarizer="auto", summarizer_model="nobody/not-a-cached-model")
+    embedder = SimpleNamespace(model_id="sentence-transformers/all-MiniLM-L6-v2")
+    fallback = load_summarizer(missing, embedder, defer=True)  # type: ignore[arg-type]
+    assert isinstance(fallback, ExtractiveSummarizer)
 
 
 def test_split_sentences() -> None:
