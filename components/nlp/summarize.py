@@ -62,6 +62,11 @@ class Summarizer(Protocol):
     def summarize(self, request: SummaryRequest) -> str: ...
 
 
+def quantized(settings: NlpSettings) -> bool:
+    """Dynamic int8 quantization applies (a CPU option)."""
+    return settings.quantize_int8 and settings.device == "cpu"
+
+
 class FlanT5Summarizer:
     method = "flan-t5"
 
@@ -131,10 +136,6 @@ class FlanT5Summarizer:
             )
         text = self.tokenizer.decode(output[0], skip_special_tokens=True)  # type: ignore[attr-defined]
         return text.strip()
-
-
-def quantized(settings: NlpSettings) -> bool:
-    return settings.quantize_int8 and settings.device == "cpu"
 
 
 class DeferredFlanT5Summarizer:
