@@ -15,12 +15,12 @@ import requests
 
 from benchmarks.harness import measure, throughput
 from benchmarks.workspace import BenchWorkspace, fresh_questions
+from components.processes import free_port
 from components.settings import Settings
 from components.vision.evaluate import predict_probabilities
 from components.vision.model import load_weights
 from serving.deploy import deploy_champion
 from serving.server import TorchServe
-from tests.servers import free_port
 
 
 def serving_settings(workspace: BenchWorkspace) -> Settings:

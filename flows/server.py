@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import requests
-
+from components.processes import local_server
 from components.settings import Settings
 
 
@@ -24,39 +20,11 @@ def local_prefect_server(settings: Settings) -> Iterator[str]:
     home.mkdir(parents=True, exist_ok=True)
     port = settings.flows.prefect_port
     url = f"http://127.0.0.1:{port}"
-    log = (home / "server.log").open("ab")
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("prefect")),
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],  # fmt: skip
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    with local_server(
+        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        f"{url}/api/health",
+        home / "server.log",
         env={**os.environ, "PREFECT_HOME": str(home)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"prefect server exited; see {home / 'server.log'}")
-            try:
-                if requests.get(f"{url}/api/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError(f"prefect server did not answer within 90 s; see {home}")
+    ):
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()

@@ -22,12 +22,12 @@ from components.analysis.index_build import build_analysis_index
 from components.emotions import EMOTIONS
 from components.nlp.sentiment import VaderSentimentScorer
 from components.nlp.summarize import ExtractiveSummarizer
+from components.processes import free_port
 from components.settings import Settings
 from serving.client import ClientError, EmoreviewClient
 from serving.deploy import deploy_champion
 from serving.server import TorchServe
 from tests.integration.test_cli import run_cli
-from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 
