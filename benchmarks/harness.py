@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -23,25 +24,12 @@ class Latency:
         return asdict(self)
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    if not ordered:
-        return float("nan")
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def latency(samples_s: list[float]) -> Latency:
-    ms = [s * 1000 for s in samples_s]
-    return Latency(
-        n=len(ms),
-        p50_ms=percentile(ms, 0.50),
-        p95_ms=percentile(ms, 0.95),
-        p99_ms=percentile(ms, 0.99),
-        mean_ms=statistics.fmean(ms) if ms else float("nan"),
-    )
+    if not samples_s:
+        return Latency(0, *[float("nan")] * 4)
+    ms = np.asarray(samples_s) * 1000
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])  # linear interpolation
+    return Latency(len(ms), float(p50), float(p95), float(p99), float(ms.mean()))
 
 
 def measure(call: Callable[[int], Any], repeat: int, warmup: int = 3) -> tuple[Latency, list[Any]]:
