@@ -62,12 +62,12 @@ def train_model(
     artifacts, lineage). Returns paths and numbers only."""
     from registry.training import track_training
 
-    tracked, outcome = track_training(
+    run_id, outcome = track_training(
         Path(data), settings, min_per_class=min_per_class, progress=False
     )
     return {
-        "run_id": tracked.run_id,
-        "run_dir": str(tracked.run_dir),
+        "run_id": run_id,
+        "run_dir": str(outcome.run_dir),
         "weights": str(outcome.result.weights_path),
         "test_accuracy": outcome.evaluation.accuracy,
         "test_macro_f1": outcome.evaluation.macro_f1,

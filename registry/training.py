@@ -67,18 +67,6 @@ def open_registry(settings: Settings) -> ModelRegistry:
     return ModelRegistry(connect(settings), settings.registry.model_name, tracking_uri(settings))
 
 
-@dataclass(frozen=True)
-class TrackedRun:
-    """A finished training run recorded in MLflow; plain values, safe to pass between tasks."""
-
-    run_id: str
-    run_dir: Path
-    data_sha256: str
-    test_set_sha256: str
-    validation_passed: bool
-    test_macro_f1: float
-
-
 def track_training(
     data: Path,
     settings: Settings,
@@ -88,9 +76,9 @@ def track_training(
     allow_invalid_data: bool = False,
     index_version: str | None = None,
     progress: bool = True,
-) -> tuple[TrackedRun, TrainingOutcome]:
+) -> tuple[str, TrainingOutcome]:
     """Train and evaluate on ``data`` inside an MLflow run that records everything the
-    audit needs (per-epoch metrics live, as training goes)."""
+    audit needs (per-epoch metrics live, as training goes); returns the run id too."""
     client = connect(settings)
     experiment_id = ensure_experiment(client, settings, settings.registry.experiment)
     lineage = {**git_revision(), "index_version": index_version or ""}
@@ -152,15 +140,7 @@ def track_training(
                 "validation_status": "passed" if outcome.validation.passed else "failed",
             }
         )
-    tracked = TrackedRun(
-        run_id=run.info.run_id,
-        run_dir=outcome.run_dir,
-        data_sha256=outcome.data_sha256,
-        test_set_sha256=outcome.test_set_sha256,
-        validation_passed=outcome.validation.passed,
-        test_macro_f1=evaluation.macro_f1,
-    )
-    return tracked, outcome
+    return run.info.run_id, outcome
 
 
 def register_tracked(registry: ModelRegistry, run_id: str, weights: Path) -> str:
@@ -193,15 +173,13 @@ def train_and_register(
     progress: bool = True,
 ) -> RegistrationResult:
     """Train on ``data`` in an MLflow run, register the model, and apply the gate."""
-    tracked, outcome = track_training(
+    run_id, outcome = track_training(
         data, settings, min_per_class, run_dir, resume, allow_invalid_data, index_version, progress
     )
     registry = open_registry(settings)
-    version = register_tracked(registry, tracked.run_id, outcome.result.weights_path)  # type: ignore[arg-type]
+    version = register_tracked(registry, run_id, outcome.result.weights_path)  # type: ignore[arg-type]
     decision = apply_gate(registry, version, data, settings)
-    return RegistrationResult(
-        outcome, tracked.run_id, version, decision, registry.champion_version()
-    )
+    return RegistrationResult(outcome, run_id, version, decision, registry.champion_version())
 
 
 def apply_gate(
