@@ -31,6 +31,11 @@ def make_task_runner(settings: Settings) -> Any:
     return ThreadPoolTaskRunner(max_workers=settings.flows.max_workers)
 
 
+def io_task(task: Any, settings: Settings) -> Any:
+    """An I/O task with ``flows.io_retries`` retries (its decorator sets the backoff)."""
+    return task.with_options(retries=settings.flows.io_retries)
+
+
 def content_key(*parts: Any) -> str:
     """A cache key from plain values (paths, hashes, settings sections)."""
     text = json.dumps(parts, sort_keys=True, default=str)

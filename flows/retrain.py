@@ -10,12 +10,12 @@ from prefect import flow, get_run_logger, task
 from prefect.tasks import exponential_backoff
 
 from components.settings import Settings
-from flows.common import flow_settings, make_task_runner
+from flows.common import flow_settings, io_task, make_task_runner
 from flows.reviews import reviews_flow
 from flows.training import training_flow
 
 
-@task(name="deploy to TorchServe", retries=2, retry_delay_seconds=exponential_backoff(5))
+@task(name="deploy to TorchServe", retry_delay_seconds=exponential_backoff(5))
 def redeploy(settings: Settings) -> dict[str, Any]:
     """Package the champion + current index; reload the running server without downtime
     (a stopped server is left stopped, its archives ready for `emoreview serve start`)."""
@@ -40,7 +40,7 @@ def retrain_flow(
     training = training_flow(settings=plain, data=data, min_per_class=min_per_class)
     result: dict[str, Any] = {"index": index, "training": training, "serving": None}
     if index["changed"] or training["new_champion"]:
-        result["serving"] = redeploy(config)
+        result["serving"] = io_task(redeploy, config)(config)
     else:
         get_run_logger().info("no new champion and the index is unchanged: serving untouched")
     return result

@@ -14,10 +14,10 @@ from prefect.tasks import exponential_backoff
 from components.hashing import file_sha256
 from components.settings import Settings
 from flows import workers
-from flows.common import content_key, flow_settings
+from flows.common import content_key, flow_settings, io_task
 
 
-@task(name="acquire reviews", retries=3, retry_delay_seconds=exponential_backoff(2))
+@task(name="acquire reviews", retry_delay_seconds=exponential_backoff(2))
 def acquire_reviews(settings: Settings, source: str | None) -> dict[str, Any]:
     """``source``: a CSV/JSONL path to ingest; ``"synthetic"`` for seeded synthetic reviews;
     None for the workspace's reviews file (synthetic ones when there is none yet)."""
@@ -140,7 +140,7 @@ def build_index(settings: Settings, reviews: dict[str, Any], vectors: np.ndarray
     return manifest.model_dump(mode="json")
 
 
-@task(name="log index build", retries=3, retry_delay_seconds=exponential_backoff(2))
+@task(name="log index build", retry_delay_seconds=exponential_backoff(2))
 def log_index(settings: Settings, manifest: dict[str, Any], reviews_path: str) -> str:
     from components.index.store import IndexManifest
     from registry.tracking import log_index_build
@@ -173,7 +173,7 @@ def reviews_flow(
 
     config = flow_settings(settings, config_file)
     logger = get_run_logger()
-    reviews = acquire_reviews(config, source)
+    reviews = io_task(acquire_reviews, config)(config, source)
     reviews = tag_unlabeled(config, reviews)
     validate_reviews_task(config, reviews)
     if not force and current_index_sha(config) == reviews["sha256"]:
@@ -185,6 +185,6 @@ def reviews_flow(
     texts = read_reviews(Path(reviews["path"]))["text"].astype(str).tolist()
     vectors = embed_reviews(config, texts, reviews["sha256"], refresh_cache)
     manifest = build_index(config, reviews, vectors)
-    run_id = log_index(config, manifest, reviews["path"])
+    run_id = io_task(log_index, config)(config, manifest, reviews["path"])
     logger.info("index %s published (MLflow run %s)", manifest["version"], run_id)
     return {"index_version": manifest["version"], "changed": True, "reviews": reviews}

@@ -11,7 +11,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.tasks import exponential_backoff
 
 from components.settings import Settings
-from flows.common import content_key, flow_settings
+from flows.common import content_key, flow_settings, io_task
 from flows.reviews import publish_validation_table
 
 
@@ -83,7 +83,6 @@ def _register_key(context: Any, parameters: dict[str, Any]) -> str:
     name="register model",
     cache_key_fn=_register_key,
     persist_result=True,
-    retries=3,
     retry_delay_seconds=exponential_backoff(2),
 )
 def register_model(settings: Settings, trained: dict[str, Any]) -> str:
@@ -158,7 +157,7 @@ def training_flow(
     source = ensure_training_data(config, data)
     checked = validate_images(config, source, min_per_class)
     trained = train_model(config, source, checked["data_sha256"], min_per_class)
-    version = register_model(config, trained)
+    version = io_task(register_model, config)(config, trained)
     decision = gate(config, version, source, trained)
     get_run_logger().info(
         "version %s: %s (champion %s)", version, decision["reason"], decision["champion"]
