@@ -55,7 +55,12 @@ class IndexSettings(_Section):
     hnsw_m: int = Field(32, ge=4, le=256)
     hnsw_ef_construction: int = Field(200, ge=8)
     hnsw_ef_search: int = Field(128, ge=8)
-    keep_versions: int = Field(5, ge=1, description="Index versions kept on disk after a build.")
+    keep_versions: int = Field(
+        5, ge=1, description="Index versions kept on disk after a build (the 2 newest always)."
+    )
+    lock_timeout_s: float = Field(
+        600.0, ge=0, description="How long a build waits for another build's publish to end."
+    )
 
 
 class RetrievalSettings(_Section):
@@ -82,7 +87,17 @@ class VisionSettings(_Section):
     )
     face_detection: Literal["largest", "all"] = "largest"
     min_face_size: int = Field(24, ge=8)
-    max_image_pixels: int = Field(40_000_000, ge=1, description="Decompression-bomb limit.")
+    max_image_pixels: int = Field(
+        25_000_000, ge=1, description="Largest image accepted (a 25 MP phone photo)."
+    )
+    detection_max_side: int = Field(
+        1024,
+        ge=64,
+        le=8192,
+        description="Face detection runs on a copy whose long side is at most this (boxes "
+        "are mapped back): bounds the cost of one request.",
+    )
+    max_faces: int = Field(8, ge=1, le=64, description="Faces classified per image at most.")
     batch_size: int = Field(32, ge=1, description="Prediction batch size.")
     tta: Literal["none", "flip", "ten_crop"] = Field("none", description="Test-time augmentation.")
 
@@ -336,6 +351,11 @@ class WorkspacePaths:
     @property
     def index_root(self) -> Path:
         return self.root / "indexes" / "reviews"
+
+    @property
+    def embedding_shards(self) -> Path:
+        """Embedding shards of the sharded index build (``<cache key>.npy``)."""
+        return self.root / "cache" / "embeddings"
 
     @property
     def faces_dir(self) -> Path:

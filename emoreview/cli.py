@@ -698,7 +698,6 @@ def flows_run(
     as_json: JsonFlag = False,
 ) -> None:
     """Run a flow once against PREFECT_API_URL (or a temporary local Prefect API)."""
-    from flows.common import make_task_runner
     from flows.retrain import retrain_flow
     from flows.reviews import reviews_flow
     from flows.training import training_flow
@@ -717,8 +716,6 @@ def flows_run(
         except json.JSONDecodeError:
             parameters[key] = value
     chosen = known[name]
-    if name == "reviews":
-        chosen = chosen.with_options(task_runner=make_task_runner(settings))
     try:
         with _workspace_results(settings):
             state = chosen(

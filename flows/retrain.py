@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger, task
 from prefect.tasks import exponential_backoff
 
 from components.settings import Settings
-from flows.common import flow_settings, io_task, make_task_runner
+from flows.common import flow_settings, io_task
 from flows.reviews import reviews_flow
 from flows.training import training_flow
 
@@ -25,7 +25,7 @@ def redeploy(settings: Settings) -> dict[str, Any]:
     return {"action": deployment.action, "version": deployment.bundle.version}
 
 
-@flow(name="retrain", log_prints=True)
+@flow(name="retrain", log_prints=True, result_serializer="json")
 def retrain_flow(
     settings: dict[str, Any] | None = None,
     config_file: str | None = None,
@@ -35,8 +35,7 @@ def retrain_flow(
 ) -> dict[str, Any]:
     config = flow_settings(settings, config_file)
     plain = config.model_dump(mode="json")
-    runner = make_task_runner(config)
-    index = reviews_flow.with_options(task_runner=runner)(settings=plain, source=reviews_source)
+    index = reviews_flow(settings=plain, source=reviews_source)
     training = training_flow(settings=plain, data=data, min_per_class=min_per_class)
     result: dict[str, Any] = {"index": index, "training": training, "serving": None}
     if index["changed"] or training["new_champion"]:

@@ -3,6 +3,7 @@ cached) -> build the index with sentiments and the 7 emotion answers -> log the 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from prefect.tasks import exponential_backoff
 from components.hashing import file_sha256
 from components.settings import Settings
 from flows import workers
-from flows.common import content_key, flow_settings, io_task
+from flows.common import content_key, flow_settings, io_task, make_task_runner
 
 
 @task(name="acquire reviews", retry_delay_seconds=exponential_backoff(2))
@@ -92,39 +93,112 @@ def publish_validation_table(key: str, report: Any) -> None:
 
 
 def _embed_key(context: Any, parameters: dict[str, Any]) -> str:
-    return content_key("embed", parameters["data_sha256"], parameters["start"], parameters["model"])
+    # The folder is part of the key: a cached result names a file there.
+    key = shard_key(
+        parameters["data_sha256"], parameters["start"], parameters["stop"], parameters["embedder"]
+    )
+    return content_key(key, parameters["shard_dir"])
 
 
-@task(name="embed shard", cache_key_fn=_embed_key, persist_result=True)
+def shard_key(data_sha256: str, start: int, stop: int, embedder: dict[str, Any]) -> str:
+    """Everything that changes a shard's vectors: the reviews (sha256), the rows (start and
+    stop, so a changed ``embed_shard_size`` never reuses a shard of another length), the
+    embedder settings, and the normalisation the embedder applies."""
+    return content_key("embed", data_sha256, start, stop, embedder, NORMALIZED)
+
+
+NORMALIZED = "l2-normalized float32"  # what Embedder.encode returns; part of the shard key
+
+
+@task(
+    name="embed shard",
+    cache_key_fn=_embed_key,
+    persist_result=True,
+    result_serializer="json",
+)
 def embed_shard(
-    texts: list[str], model: str, device: str, data_sha256: str, start: int
-) -> np.ndarray:
-    """Embed one shard; runs on any worker (thread or Dask), loading the model once there."""
-    return workers.embedder(model, device).encode(texts)
+    reviews_path: str,
+    data_sha256: str,
+    start: int,
+    stop: int,
+    embedder: dict[str, Any],
+    shard_dir: str,
+) -> dict[str, Any]:
+    """Embed rows [start, stop) of the reviews file on any worker (thread or Dask process,
+    the model loaded once there) and write them as ``<shard_dir>/<key>.npy``. Returns the
+    file's path, sha256 and row count: arrays never travel through Prefect or Dask."""
+    from components.files import save_npy_atomic
+    from components.reviews.schema import read_reviews
+
+    frame = read_reviews(Path(reviews_path))
+    if len(frame) < stop:
+        raise ValueError(f"{reviews_path} has {len(frame)} rows, shard needs rows up to {stop}")
+    texts = frame["text"].astype(str).tolist()[start:stop]
+    vectors = workers.embedder(embedder["model"], embedder["device"]).encode(texts)
+    path = Path(shard_dir) / f"{shard_key(data_sha256, start, stop, embedder)}.npy"
+    save_npy_atomic(path, np.ascontiguousarray(vectors, dtype=np.float32))
+    return {
+        "path": str(path),
+        "sha256": file_sha256(path),
+        "rows": stop - start,
+        "start": start,
+        "worker_pid": os.getpid(),
+    }
+
+
+@flow(name="embed reviews", result_serializer="json")
+def embed_reviews_flow(
+    settings: dict[str, Any], reviews: dict[str, Any], refresh_cache: bool = False
+) -> list[dict[str, Any]]:
+    """The sharded embedding as a subflow, so it runs on ``flows.task_runner`` (threads or
+    a Dask cluster) however the parent was started: CLI, retrain flow or a deployment."""
+    return embed_reviews(Settings.from_dict(settings), reviews, refresh_cache)
 
 
 def embed_reviews(
-    settings: Settings, texts: list[str], data_sha256: str, refresh_cache: bool = False
-) -> np.ndarray:
-    """Map embedding over shards and merge them in order (same ids as one build)."""
+    settings: Settings, reviews: dict[str, Any], refresh_cache: bool = False
+) -> list[dict[str, Any]]:
+    """Map embedding over shards of ``flows.embed_shard_size`` reviews; returns the shard
+    files in row order (same ids as one build)."""
     size = settings.flows.embed_shard_size
-    starts = list(range(0, len(texts), size))
+    rows = int(reviews["rows"])
     shard_task = embed_shard.with_options(refresh_cache=True) if refresh_cache else embed_shard
+    embedder = settings.embedder.model_dump(mode="json")
+    shard_dir = str(settings.paths.embedding_shards.resolve())
     futures = [
         shard_task.submit(
-            texts[start : start + size],
-            settings.embedder.model,
-            settings.embedder.device,
-            data_sha256,
-            start,
+            reviews["path"], reviews["sha256"], start, min(start + size, rows), embedder, shard_dir
         )
-        for start in starts
+        for start in range(0, rows, size)
     ]
-    return np.concatenate([future.result() for future in futures]).astype(np.float32)
+    return [future.result() for future in futures]
+
+
+def read_shards(shards: list[dict[str, Any]]) -> np.ndarray:
+    """The shards' vectors stacked in row order, each file first checked against its sha256."""
+    from components.index.store import IndexCorruptError
+
+    parts = []
+    for shard in sorted(shards, key=lambda s: s["start"]):
+        path = Path(shard["path"])
+        if not path.is_file() or file_sha256(path) != shard["sha256"]:
+            raise IndexCorruptError(
+                f"embedding shard {path} is missing or changed since it was written: "
+                "run the flow again with refresh_cache=true"
+            )
+        vectors = np.load(path, allow_pickle=False)
+        if len(vectors) != shard["rows"]:
+            raise IndexCorruptError(f"{path} holds {len(vectors)} rows, expected {shard['rows']}")
+        parts.append(vectors)
+    return np.concatenate(parts).astype(np.float32, copy=False)
 
 
 @task(name="build index")
-def build_index(settings: Settings, reviews: dict[str, Any], vectors: np.ndarray) -> dict[str, Any]:
+def build_index(
+    settings: Settings, reviews: dict[str, Any], shards: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Build and publish the index from the shards' vectors: the reviews are not embedded
+    again here (the embedder only encodes the 7 emotion queries of the stored answers)."""
     from components.analysis.index_build import build_configured_index
     from components.index.embedder import SentenceTransformerEmbedder
     from components.reviews.schema import read_reviews
@@ -135,7 +209,7 @@ def build_index(settings: Settings, reviews: dict[str, Any], vectors: np.ndarray
         SentenceTransformerEmbedder.from_settings(settings.embedder),
         settings,
         progress=False,
-        vectors=vectors,
+        vectors=read_shards(shards),
     )
     return manifest.model_dump(mode="json")
 
@@ -158,7 +232,7 @@ def current_index_sha(settings: Settings) -> str | None:
         return None
 
 
-@flow(name="reviews", log_prints=True)
+@flow(name="reviews", log_prints=True, result_serializer="json")
 def reviews_flow(
     settings: dict[str, Any] | None = None,
     config_file: str | None = None,
@@ -169,8 +243,6 @@ def reviews_flow(
     """Reviews -> validated, indexed, with precomputed answers. Returns the index version
     and whether it changed (an unchanged reviews file keeps the current index unless
     ``force``; ``refresh_cache`` recomputes cached embeddings)."""
-    from components.reviews.schema import read_reviews
-
     config = flow_settings(settings, config_file)
     logger = get_run_logger()
     reviews = io_task(acquire_reviews, config)(config, source)
@@ -182,9 +254,16 @@ def reviews_flow(
         version = current_version(config.paths.index_root)
         logger.info("reviews unchanged (sha256 %s): index %s kept", reviews["sha256"][:12], version)
         return {"index_version": version, "changed": False, "reviews": reviews}
-    texts = read_reviews(Path(reviews["path"]))["text"].astype(str).tolist()
-    vectors = embed_reviews(config, texts, reviews["sha256"], refresh_cache)
-    manifest = build_index(config, reviews, vectors)
+    embedding = embed_reviews_flow.with_options(task_runner=make_task_runner(config))
+    shards = embedding(
+        settings=config.model_dump(mode="json"), reviews=reviews, refresh_cache=refresh_cache
+    )
+    manifest = build_index(config, reviews, shards)
     run_id = io_task(log_index, config)(config, manifest, reviews["path"])
     logger.info("index %s published (MLflow run %s)", manifest["version"], run_id)
-    return {"index_version": manifest["version"], "changed": True, "reviews": reviews}
+    return {
+        "index_version": manifest["version"],
+        "changed": True,
+        "reviews": reviews,
+        "shards": shards,
+    }

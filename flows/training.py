@@ -3,6 +3,7 @@ register -> gate. Training on unchanged data with unchanged settings is cached."
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,11 @@ def ensure_training_data(settings: Settings, data: str | None) -> str:
 
     chosen = Path(data or settings.flows.training_data or settings.paths.faces_dir)
     if data is None and settings.flows.training_data is None and not chosen.exists():
-        get_run_logger().warning("no training data yet: drawing synthetic faces into %s", chosen)
+        get_run_logger().warning(
+            "no training data configured (flows.training_data): drawing synthetic faces into "
+            "%s; a model trained on them never replaces a champion trained on real data",
+            chosen,
+        )
         synthesize_faces(chosen, per_class_train=100, per_class_test=30, progress=False)
     return str(chosen)
 
@@ -54,7 +59,12 @@ def _train_key(context: Any, parameters: dict[str, Any]) -> str:
     )
 
 
-@task(name="train and evaluate", cache_key_fn=_train_key, persist_result=True)
+@task(
+    name="train and evaluate",
+    cache_key_fn=_train_key,
+    persist_result=True,
+    result_serializer="json",
+)
 def train_model(
     settings: Settings, data: str, data_sha256: str, min_per_class: int
 ) -> dict[str, Any]:
@@ -83,6 +93,7 @@ def _register_key(context: Any, parameters: dict[str, Any]) -> str:
     name="register model",
     cache_key_fn=_register_key,
     persist_result=True,
+    result_serializer="json",
     retry_delay_seconds=exponential_backoff(2),
 )
 def register_model(settings: Settings, trained: dict[str, Any]) -> str:
@@ -101,7 +112,10 @@ def gate(settings: Settings, version: str, data: str, trained: dict[str, Any]) -
     decision = apply_gate(registry, version, Path(data), settings)
     champion = registry.champion_version()
     compared = decision.champion
-    against = f"v{compared.version} ({compared.macro_f1:.4f})" if compared else "no champion"
+    against = "no champion"
+    if compared is not None:
+        score = "not measured" if math.isnan(compared.macro_f1) else f"{compared.macro_f1:.4f}"
+        against = f"v{compared.version} ({score})"
     create_markdown_artifact(
         key="training-decision",
         markdown="\n".join(
@@ -145,7 +159,7 @@ def gate(settings: Settings, version: str, data: str, trained: dict[str, Any]) -
     }
 
 
-@flow(name="training", log_prints=True)
+@flow(name="training", log_prints=True, result_serializer="json")
 def training_flow(
     settings: dict[str, Any] | None = None,
     config_file: str | None = None,

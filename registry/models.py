@@ -42,6 +42,7 @@ AUDIT_TAGS = (
     "dataset",
     "data_sha256",
     "test_set_sha256",
+    "synthetic",
     "validation_status",
     "git_commit",
     "git_dirty",

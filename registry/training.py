@@ -17,12 +17,11 @@ import mlflow
 from components.settings import Settings
 from components.validation import DataValidationError
 from components.vision.evaluate import compute_metrics, predict_probabilities
-from components.vision.fer_data import load_fer
 from components.vision.model import load_weights
 from components.vision.train import EpochStats
-from components.vision.training_run import TrainingOutcome, run_training
+from components.vision.training_run import TrainingOutcome, load_test_set, run_training
 from registry.gate import ChampionScore, PromotionDecision, decide_promotion
-from registry.models import ModelRegistry
+from registry.models import ModelRegistry, RegistryError, VersionRecord
 from registry.tracking import (
     connect,
     ensure_experiment,
@@ -137,6 +136,7 @@ def track_training(
                 "dataset": outcome.dataset,
                 "data_sha256": outcome.data_sha256,
                 "test_set_sha256": outcome.test_set_sha256,
+                "synthetic": "true" if outcome.dataset == "synthetic" else "false",
                 "validation_status": "passed" if outcome.validation.passed else "failed",
             }
         )
@@ -149,7 +149,7 @@ def register_tracked(registry: ModelRegistry, run_id: str, weights: Path) -> str
     run = registry.client.get_run(run_id)
     keys = (
         "git_commit", "git_dirty", "index_version", "dataset", "data_sha256",
-        "test_set_sha256", "validation_status",
+        "test_set_sha256", "synthetic", "validation_status",
     )  # fmt: skip
     tags = {key: run.data.tags.get(key, "") for key in keys}
     metrics = run.data.metrics
@@ -182,11 +182,16 @@ def train_and_register(
     return RegistrationResult(outcome, run_id, version, decision, registry.champion_version())
 
 
+def is_synthetic(record: VersionRecord) -> bool:
+    """Whether a version was trained on synthetic faces (older versions: by dataset name)."""
+    return record.tags.get("synthetic", "") == "true" or record.tags.get("dataset") == "synthetic"
+
+
 def apply_gate(
     registry: ModelRegistry, version: str, data: Path, settings: Settings
 ) -> PromotionDecision:
     """Compare a registered challenger with the champion on the challenger's test set and
-    record the decision on the version."""
+    record the decision (and that test set's sha256) on the version."""
     challenger = registry.record(version)
     champion = registry.champion_version()
     if "promotion_decision" in challenger.tags:
@@ -198,16 +203,22 @@ def apply_gate(
             champion=None,
             margin=settings.registry.promotion_margin,
         )
+    test_set_sha256 = challenger.tags["test_set_sha256"]
+    synthetic = is_synthetic(challenger)
     score = None
     if champion is not None and champion != version:
-        score = champion_score(
-            registry, champion, challenger.tags["test_set_sha256"], data, settings
-        )
+        champion_record = registry.record(champion)
+        if synthetic and not is_synthetic(champion_record):
+            score = ChampionScore(champion, float("nan"), synthetic=False)  # refused unmeasured
+        else:
+            score = champion_score(registry, champion_record, test_set_sha256, data, settings)
     decision = decide_promotion(
         challenger.validation_passed,
         float(challenger.tags["test_macro_f1"]),
         score,
         settings.registry.promotion_margin,
+        challenger_synthetic=synthetic,
+        test_set_sha256=test_set_sha256,
     )
     if decision.promoted:
         registry.make_champion(version, decision.as_tags())
@@ -219,21 +230,30 @@ def apply_gate(
 
 def champion_score(
     registry: ModelRegistry,
-    champion: str,
+    champion: VersionRecord,
     test_set_sha256: str,
     data: Path,
     settings: Settings,
 ) -> ChampionScore:
-    """The champion's test macro-F1 on the challenger's test set: the recorded number when
-    it was measured on the same test set, otherwise a fresh evaluation."""
-    record = registry.record(champion)
-    if record.tags.get("test_set_sha256") == test_set_sha256:
-        return ChampionScore(champion, float(record.tags["test_macro_f1"]))
-    log.info("champion v%s was tested on another test set: evaluating it on this one", champion)
-    source = registry.fetch(champion, settings.paths.models_dir)
-    dataset = load_fer(data, val_fraction=settings.train.val_fraction, seed=settings.train.seed)
-    probabilities = predict_probabilities(
-        load_weights(source.weights), dataset.test.images, batch_size=256, tta=settings.vision.tta
+    """The champion's test macro-F1 on exactly the challenger's test set (same rows, labels
+    and FER+ votes, proven by its sha256): the recorded number when the champion was tested
+    on it, otherwise a fresh evaluation."""
+    synthetic = is_synthetic(champion)
+    if champion.tags.get("test_set_sha256") == test_set_sha256:
+        return ChampionScore(champion.version, float(champion.tags["test_macro_f1"]), synthetic)
+    log.info(
+        "champion v%s was tested on another test set: evaluating it on this one", champion.version
     )
-    report = compute_metrics(dataset.test.labels, probabilities, dataset.name, "test")
-    return ChampionScore(champion, report.macro_f1)
+    test, digest = load_test_set(data, settings)
+    if digest != test_set_sha256:
+        raise RegistryError(
+            f"the test set in {data} (sha256 {digest[:12]}) is not the one the challenger was "
+            f"tested on ({test_set_sha256[:12]}): the data or settings.train.ferplus_votes "
+            "changed since training, so the champion cannot be compared; train again"
+        )
+    source = registry.fetch(champion.version, settings.paths.models_dir)
+    probabilities = predict_probabilities(
+        load_weights(source.weights), test.images, batch_size=256, tta=settings.vision.tta
+    )
+    report = compute_metrics(test.labels, probabilities, "challenger test set", "test")
+    return ChampionScore(champion.version, report.macro_f1, synthetic)

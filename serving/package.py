@@ -1,16 +1,21 @@
 """Model archives for TorchServe, built from the registry's champion and the current index.
 
-One archive per endpoint, all with the same version ``<registry version>.<index stamp>``
-(the registry version first, so the served version names the registered model). Each
+One archive per endpoint, all with the same version
+``<registry version>.<index stamp>.<settings hash>`` (the registry version first, so the
+served version names the registered model; the hash covers every setting that changes an
+answer, so a settings change is served as a new version). Each
 archive folder is a small workspace: ``settings.json``, ``classifier/weights.pt`` with
 ``classifier.json`` (registry name, version, sha256), the index version it answers from,
 and the handler. The archiver runs with a private ``TMPDIR`` (it deletes
 ``$TMPDIR/<model-name>``) and writes to a staging folder; archives are moved into the
-model store only when all are built.
+model store only when all are built. An archive folder that already exists in the store
+is never deleted or rewritten (TorchServe may be serving it): the same version means the
+same content, so it is reused as it is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -46,9 +51,22 @@ def model_store(settings: Settings) -> Path:
     return settings.paths.serving_dir / "model-store"
 
 
-def bundle_version(classifier_version: str, index_version: str) -> str:
+ANSWER_SETTINGS = ("embedder", "index", "retrieval", "vision", "nlp", "serving")
+
+
+def settings_hash(settings: Settings) -> str:
+    """A short digest of every settings section that changes what an endpoint answers."""
+    sections = {name: getattr(settings, name).model_dump(mode="json") for name in ANSWER_SETTINGS}
+    text = json.dumps(sections, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def bundle_version(classifier_version: str, index_version: str, settings: Settings) -> str:
+    """``<registry version>.<index stamp>.<settings digest>``, digits only (TorchServe's
+    version strings); any change of model, index or answer settings gives a new one."""
     stamp = "".join(ch for ch in index_version.split("-")[0] if ch.isdigit())[:14]
-    return f"{classifier_version}.{stamp}"
+    digest = int(settings_hash(settings)[:8], 16)
+    return f"{classifier_version}.{stamp}.{digest:010d}"
 
 
 def archive_name(endpoint: str, version: str) -> str:
@@ -78,32 +96,33 @@ def package_archives(
         raise ValueError("archives are built from a registered model version, not a loose file")
     index_root = settings.paths.index_root
     index_version = current_version(index_root)
-    version = bundle_version(classifier.version, index_version)
+    version = bundle_version(classifier.version, index_version, settings)
     store = model_store(settings)
     store.mkdir(parents=True, exist_ok=True)
+    names = {endpoint: archive_name(endpoint, version) for endpoint in endpoints}
+    missing = [endpoint for endpoint in endpoints if not (store / names[endpoint]).is_dir()]
+    if not missing:
+        log.info("archives of version %s are already in %s", version, store)
+        return ServedBundle(version, names, classifier.version, index_version)
     work = settings.paths.serving_dir / f".package-{uuid.uuid4().hex[:8]}"
     tmp = work / "tmp"
     tmp.mkdir(parents=True)
     try:
         built = {}
-        for endpoint in endpoints:
+        for endpoint in missing:
             payload = work / "payload" / endpoint
             _write_payload(payload, settings, classifier, index_root, index_version, endpoint)
             config = work / f"{endpoint}-config.yaml"
             config.write_text(yaml.safe_dump(model_config(endpoint, settings)))
             _archive(endpoint, version, payload, config, work / "out", tmp)
             built[endpoint] = work / "out" / endpoint
-        names = {}
         for endpoint, folder in built.items():
-            name = archive_name(endpoint, version)
-            target = store / name
-            if target.exists():
-                shutil.rmtree(target)
-            folder.rename(target)
-            names[endpoint] = name
+            target = store / names[endpoint]
+            if not target.exists():  # never replace a folder TorchServe may be serving
+                folder.rename(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    log.info("packaged %s version %s into %s", ", ".join(names), version, store)
+    log.info("packaged %s version %s into %s", ", ".join(missing), version, store)
     return ServedBundle(version, names, classifier.version, index_version)
 
 

@@ -27,7 +27,8 @@ from serving.package import ServedBundle, model_store
 
 log = logging.getLogger(__name__)
 
-BASE_CONFIG = Path(__file__).resolve().parents[1] / "infra" / "torchserve" / "config.properties"
+# Shipped as package data (pyproject), so a non-editable install can serve too.
+BASE_CONFIG = Path(__file__).with_name("torchserve.properties")
 KEY_FILE = "key_file.json"
 SERVED_FILE = "served.json"
 
@@ -216,22 +217,37 @@ class TorchServe:
         }
 
     def reload(self, bundle: ServedBundle) -> ServedBundle | None:
-        """Swap every endpoint to ``bundle`` without downtime; returns the old bundle.
+        """Swap every endpoint to ``bundle`` without downtime, all or nothing; returns the
+        old bundle.
 
-        New versions are registered (workers ready) and made default first; the old ones
-        are unregistered only after their queues drained and ``serving.drain_seconds``
-        passed, so requests already inside an old worker finish there.
+        Every new version is registered first (its workers loaded and ready); only when all
+        are, the defaults switch, endpoint after endpoint within milliseconds. Any failure
+        before that unregisters what was added and leaves every endpoint, and
+        ``served.json``, on the old version. The old versions are unregistered after their
+        queues drained and ``serving.drain_seconds`` passed.
         """
         old = self.served()
         if old is not None and old.version == bundle.version:
             log.info("version %s is already served", bundle.version)
             return old
-        for endpoint, name in bundle.archives.items():
-            self._management(
-                "POST", "/models", url=name, synchronous="true",
-                initial_workers=str(self.settings.serving.workers),
-            )  # fmt: skip
-            self._management("PUT", f"/models/{endpoint}/{bundle.version}/set-default")
+        added: list[str] = []
+        try:
+            for endpoint, name in bundle.archives.items():
+                if self._registered(endpoint, bundle.version):
+                    continue  # left by an interrupted reload: ready to be made default
+                self._management(
+                    "POST", "/models", url=name, synchronous="true",
+                    initial_workers=str(self.settings.serving.workers),
+                )  # fmt: skip
+                added.append(endpoint)
+                if not self._ready(endpoint, bundle.version):
+                    raise ServerError(f"{endpoint} version {bundle.version} has no ready worker")
+            for endpoint in bundle.archives:
+                self._management("PUT", f"/models/{endpoint}/{bundle.version}/set-default")
+        except (ServerError, requests.RequestException) as error:
+            self._undo_reload(bundle, old, added)
+            kept = f"every endpoint still serves {old.version}" if old else "nothing was served"
+            raise ServerError(f"reload to {bundle.version} failed ({kept}): {error}") from error
         self._save_served(bundle)
         if old is not None:
             retiring = [endpoint for endpoint in old.archives if endpoint in bundle.archives]
@@ -240,6 +256,31 @@ class TorchServe:
                 self._management("DELETE", f"/models/{endpoint}/{old.version}")
         log.info("serving version %s (was %s)", bundle.version, old.version if old else None)
         return old
+
+    def _registered(self, endpoint: str, version: str) -> bool:
+        try:
+            self._management("GET", f"/models/{endpoint}/{version}")
+        except ServerError:
+            return False
+        return True
+
+    def _undo_reload(
+        self, bundle: ServedBundle, old: ServedBundle | None, added: list[str]
+    ) -> None:
+        """Defaults back to the old version, then the added versions unregistered."""
+        for endpoint in bundle.archives:
+            if old is not None and endpoint in old.archives:
+                try:
+                    self._management("PUT", f"/models/{endpoint}/{old.version}/set-default")
+                except (ServerError, requests.RequestException) as error:
+                    log.error(
+                        "could not restore %s to version %s: %s", endpoint, old.version, error
+                    )
+        for endpoint in added:
+            try:
+                self._management("DELETE", f"/models/{endpoint}/{bundle.version}")
+            except (ServerError, requests.RequestException) as error:
+                log.error("could not unregister %s version %s: %s", endpoint, bundle.version, error)
 
     def _drain(self, endpoints: list[str], version: str) -> None:
         """Wait until the old versions' queues are empty, then the grace period."""

@@ -1,9 +1,10 @@
 """What each served endpoint does with a batch of request bodies: HTTP-free.
 
 The TorchServe handler hands every batch to :meth:`EndpointService.handle` and sends back
-what it returns. A user's mistake becomes a 4xx with a JSON ``{"error", "code"}`` body
-for that request only; the others of the batch are answered normally and the worker
-lives on.
+what it returns. A user's mistake (:class:`RequestError`, a bad image, an unknown emotion) becomes a
+4xx with a JSON ``{"error", "code"}`` body for that request only; the others of the batch
+are answered normally and the worker lives on. Anything else is a bug: a 500 with a
+generic message, its traceback in the model log.
 
 Endpoints:
 
@@ -40,6 +41,7 @@ IMAGE_ENDPOINTS = ("emotion", "emotion_reviews")
 MAX_TEXTS = 256
 MAX_TEXT_CHARS = 10_000
 CLASSIFIER_FILE = "classifier.json"
+INTERNAL_ERROR = "internal error while answering: the server's model log has the details"
 
 
 class RequestError(ValueError):
@@ -153,8 +155,11 @@ class EndpointService:
             return Response(200, function(body))
         except RequestError as error:
             return error_response(error)
-        except (UnknownEmotionError, ValueError) as error:
+        except UnknownEmotionError as error:
             return error_response(RequestError(str(error)))
+        except Exception:
+            log.exception("endpoint %s failed on a request", self.endpoint)
+            return Response(500, {"error": INTERNAL_ERROR, "code": 500})
 
     def _images(self, bodies: Sequence[Any]) -> list[Response]:
         images: list[bytes | None] = []

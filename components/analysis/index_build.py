@@ -61,14 +61,17 @@ def score_review_sentiments(
     return out
 
 
+ANSWER_SETTINGS = ("embedder", "retrieval", "nlp")
+
+
 def answers_key(index_version: str, models: dict[str, str], settings: Settings) -> dict[str, Any]:
-    """What a precomputed emotion answer depends on; a pipeline uses it only on a match."""
+    """What an answer depends on: the index version, the model ids, and every setting of
+    the sections that make answers (whole sections, so a new setting is never missed). A
+    pipeline uses precomputed answers only on an exact match."""
     return {
         "index_version": index_version,
         **models,
-        "k": settings.retrieval.k,
-        "fetch_k": settings.retrieval.fetch_k,
-        "mmr_lambda": settings.retrieval.mmr_lambda,
+        **{name: getattr(settings, name).model_dump(mode="json") for name in ANSWER_SETTINGS},
     }
 
 
@@ -112,7 +115,9 @@ def build_analysis_index(
             f"{unlabeled} reviews have no emotion: run `emoreview reviews tag` first"
         )
     scored = score_review_sentiments(reviews, sentiment, settings.nlp.batch_size, progress)
-    stored = assemble_review_index(scored, data_sha256, embedder, settings.index, progress=progress)
+    stored = assemble_review_index(
+        scored, data_sha256, embedder, settings.index, vectors=vectors, progress=progress
+    )
     searcher = ReviewSearcher(stored, embedder, settings.retrieval)
     models = chain_models(searcher, summarizer, sentiment)
     key = answers_key(stored.version, models, settings)
@@ -128,7 +133,7 @@ def build_analysis_index(
     return publish_review_index(
         stored,
         root,
-        settings.index.keep_versions,
+        settings.index,
         extra_files={EMOTION_ANSWERS_FILE: write_answers},
         extras={"sentiment": sentiment.model_id, "summarizer": summarizer.model_id},
     )

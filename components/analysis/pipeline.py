@@ -9,15 +9,23 @@ sentiment scorer, precomputed emotion answers) and is cheap per call:
   when the configuration differs from the build's): the image path costs about one
   classifier forward.
 - ``from_text(query, emotion=None)``: the LCEL chain, with an LRU cache keyed on the
-  normalised query plus every version involved.
+  normalised query plus every version and setting involved.
+
+Everything that belongs to one index version (searcher, chain, model ids, the answers'
+key and the precomputed answers) is one immutable :class:`IndexState`, swapped in one
+assignment: a call that runs during :meth:`ReviewAnalysisPipeline.use_index` works on the
+old state or the new one, never on a mix, so no answer is cached under the wrong version.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from components.analysis.answer import Answer, DetectedFace
@@ -69,6 +77,21 @@ class AnswerCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """What answering from one index version needs; replaced whole, never edited."""
+
+    searcher: ReviewSearcher
+    chain: Any
+    models: dict[str, str]
+    answers_digest: str  # sha256 of the answers key: index version, models, settings
+    precomputed: dict[str, Answer]
+
+    @property
+    def index_version(self) -> str:
+        return self.searcher.index_version
 
 
 class ReviewAnalysisPipeline:
@@ -130,26 +153,39 @@ class ReviewAnalysisPipeline:
 
     def use_index(self, searcher: ReviewSearcher) -> None:
         """Answer from another index version; answers of the old one are never served."""
-        self.searcher = searcher
-        self.chain = build_answer_chain(searcher, self.summarizer, self.sentiment)
         chain_ids = chain_models(searcher, self.summarizer, self.sentiment)
-        self.models = {**chain_ids, **self._classifier_ids}
+        models = {**chain_ids, **self._classifier_ids}
         key, answers = read_emotion_answers(searcher.stored)
         expected = answers_key(searcher.index_version, chain_ids, self.settings)
-        if answers and key == expected:
-            self._precomputed = answers
-        else:
-            if answers:
-                log.info(
-                    "index %s holds emotion answers made with other settings or models; "
-                    "computing them on demand",
-                    searcher.index_version,
-                )
-            self._precomputed = {}
-        if isinstance(self.summarizer, DeferredFlanT5Summarizer) and (
-            set(self._precomputed) != set(EMOTIONS)
-        ):
+        if answers and key != expected:
+            log.info(
+                "index %s holds emotion answers made with other settings or models; "
+                "computing them on demand",
+                searcher.index_version,
+            )
+            answers = {}
+        if isinstance(self.summarizer, DeferredFlanT5Summarizer) and set(answers) != set(EMOTIONS):
             self.summarizer.load()  # answers will be generated: fail now, not mid-request
+        digest = hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()
+        self._state = IndexState(
+            searcher=searcher,
+            chain=build_answer_chain(searcher, self.summarizer, self.sentiment),
+            models=models,
+            answers_digest=digest,
+            precomputed=answers,
+        )
+
+    @property
+    def searcher(self) -> ReviewSearcher:
+        return self._state.searcher
+
+    @property
+    def chain(self) -> Any:
+        return self._state.chain
+
+    @property
+    def models(self) -> dict[str, str]:
+        return self._state.models
 
     def reload_index(self, version: str | None = None) -> str:
         stored: StoredIndex = load_index(
@@ -163,21 +199,22 @@ class ReviewAnalysisPipeline:
 
     @property
     def index_version(self) -> str:
-        return self.searcher.index_version
+        return self._state.index_version
 
     @property
     def precomputed_emotions(self) -> list[str]:
-        return sorted(self._precomputed)
+        return sorted(self._state.precomputed)
 
     # ------------------------------------------------------------------ answers
 
     def for_emotion(self, emotion: str) -> Answer:
         """Why customers felt ``emotion``: precomputed, cached, or computed once."""
         name = normalize_emotion(emotion)
-        stored = self._precomputed.get(name)
+        state = self._state
+        stored = state.precomputed.get(name)
         if stored is not None:
-            return stored.model_copy(update={"source": "precomputed", "models": self.models})
-        return self.from_text(emotion_query(name), emotion=name)
+            return stored.model_copy(update={"source": "precomputed", "models": state.models})
+        return self._answer(state, emotion_query(name), name, None)
 
     def from_text(self, query: str, emotion: str | None = None, k: int | None = None) -> Answer:
         if not query or not query.strip():
@@ -185,18 +222,22 @@ class ReviewAnalysisPipeline:
         name = normalize_emotion(emotion) if emotion else None
         if k is not None and not 1 <= k <= 100:
             raise ValueError(f"k must be between 1 and 100, got {k}")
+        return self._answer(self._state, query, name, k)
+
+    def _answer(self, state: IndexState, query: str, emotion: str | None, k: int | None) -> Answer:
+        """The chain's answer from ``state`` (one index version throughout), LRU-cached
+        under that version's digest."""
         key = (
             normalize_text(query),
-            name,
+            emotion,
             k or self.settings.retrieval.k,
-            self.index_version,
-            tuple(sorted(self.models.items())),
+            state.answers_digest,
         )
         cached = self.cache.get(key)
         if cached is not None:
             return cached.model_copy(update={"source": "cache"})
-        answer = self.chain.invoke({"query": query, "emotion": name, "k": k})
-        answer = answer.model_copy(update={"models": self.models})
+        answer = state.chain.invoke({"query": query, "emotion": emotion, "k": k})
+        answer = answer.model_copy(update={"models": state.models})
         self.cache.put(key, answer)
         return answer
 

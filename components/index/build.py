@@ -87,7 +87,7 @@ def assemble_review_index(
 def publish_review_index(
     stored: StoredIndex,
     root: Path,
-    keep_versions: int,
+    settings: IndexSettings,
     extra_files: dict[str, Callable[[Path], None]] | None = None,
     extras: dict[str, object] | None = None,
 ) -> IndexManifest:
@@ -101,7 +101,8 @@ def publish_review_index(
         stored.metadata,
         manifest,
         extra_files=extra_files,
-        keep_versions=keep_versions,
+        keep_versions=settings.keep_versions,
+        lock_timeout_s=settings.lock_timeout_s,
     )
 
 
@@ -120,4 +121,4 @@ def build_review_index(
     stored = assemble_review_index(
         reviews, data_sha256, embedder, settings, vectors, extras, progress
     )
-    return publish_review_index(stored, root, settings.keep_versions, extra_files)
+    return publish_review_index(stored, root, settings, extra_files)

@@ -10,6 +10,12 @@ Layout under the index root::
 A build writes everything into a hidden staging folder, renames it into ``versions/`` and
 only then switches ``current`` with an atomic ``os.replace``: a reader never sees a
 half-written version, and a failed build leaves the previous one in place.
+
+Publishing holds a file lock (``.publish.lock`` under the root), so two builds publish one
+after the other; ``current`` never moves back to a version older than the one it names
+(version names start with their build's UTC time). Staging folders left by a killed build
+are removed by the next publish, and pruning never removes the two newest versions, so a
+reader that resolved ``current`` a moment ago still finds its version.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any, Literal
 import faiss
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
 
 from components.files import write_text_atomic
@@ -40,6 +47,9 @@ MANIFEST_FILE = "manifest.json"
 CURRENT_POINTER = "current"
 VERSIONS_DIR = "versions"
 FORMAT_VERSION = 1
+PUBLISH_LOCK = ".publish.lock"
+STAGING_PREFIX = ".staging-"
+ALWAYS_KEPT = 2  # the newest versions pruning never removes (current and the one before)
 
 
 class IndexManifest(BaseModel):
@@ -76,6 +86,36 @@ class IndexCorruptError(IndexStoreError):
     """An index version's files do not match its manifest."""
 
 
+class IndexVersionGoneError(IndexNotFoundError):
+    """The version vanished while it was being read (pruned by a newer build): retryable."""
+
+    retryable = True
+
+
+class IndexBusyError(IndexStoreError):
+    """Another build held the publish lock for longer than the wait allowed."""
+
+
+class StaleIndexBuildError(IndexStoreError):
+    """A newer version was published while this build ran: this one is not made current."""
+
+
+def publish_lock(root: Path, timeout_s: float) -> FileLock:
+    """The cross-process lock every publish under ``root`` holds."""
+    root.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(root / PUBLISH_LOCK), timeout=timeout_s, is_singleton=False)
+
+
+def remove_stale_staging(versions: Path) -> list[str]:
+    """Delete staging folders of builds that died; call with the publish lock held."""
+    stale = [p for p in versions.iterdir() if p.is_dir() and p.name.startswith(STAGING_PREFIX)]
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)
+    if stale:
+        log.info("removed %d staging folder(s) left by killed builds", len(stale))
+    return [p.name for p in stale]
+
+
 def build_faiss_index(vectors: np.ndarray, settings: IndexSettings) -> faiss.Index:
     """An inner-product index over ``vectors`` (already L2-normalised); id = row position."""
     if vectors.ndim != 2 or vectors.shape[0] == 0:
@@ -103,17 +143,45 @@ def write_index_version(
     manifest: IndexManifest,
     extra_files: dict[str, Callable[[Path], None]] | None = None,
     keep_versions: int = 5,
+    lock_timeout_s: float = 600.0,
 ) -> IndexManifest:
     """Publish a new version atomically and point ``current`` at it.
 
     ``extra_files`` maps a file name to a writer that creates it inside the version folder
     (later stages store precomputed answers this way); each is checksummed in the manifest.
+    Waits up to ``lock_timeout_s`` for another publish under ``root`` to finish.
     """
     if index.ntotal != len(metadata):
         raise ValueError(f"index holds {index.ntotal} vectors but metadata {len(metadata)} rows")
+    try:
+        with publish_lock(root, lock_timeout_s):
+            return _publish_locked(root, index, metadata, manifest, extra_files, keep_versions)
+    except Timeout as error:
+        raise IndexBusyError(
+            f"another index build is publishing under {root} (lock {root / PUBLISH_LOCK} held "
+            f"for over {lock_timeout_s:g} s): try again when it has finished"
+        ) from error
+
+
+def _publish_locked(
+    root: Path,
+    index: faiss.Index,
+    metadata: pd.DataFrame,
+    manifest: IndexManifest,
+    extra_files: dict[str, Callable[[Path], None]] | None,
+    keep_versions: int,
+) -> IndexManifest:
     versions = root / VERSIONS_DIR
     versions.mkdir(parents=True, exist_ok=True)
-    staging = versions / f".staging-{uuid.uuid4().hex}"
+    remove_stale_staging(versions)
+    newest = (list_versions(root) or [""])[-1]
+    if newest > manifest.version:
+        raise StaleIndexBuildError(
+            f"index version {newest} was published while this build ({manifest.version}) ran: "
+            "it is newer, so this build was not published; run the build again to index the "
+            "latest reviews"
+        )
+    staging = versions / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
     staging.mkdir()
     try:
         faiss.write_index(index, str(staging / INDEX_FILE))
@@ -156,9 +224,11 @@ def current_version(root: Path) -> str:
 
 
 def prune_versions(root: Path, keep: int) -> list[str]:
-    """Delete the oldest complete versions beyond ``keep``, never the current one."""
+    """Delete the oldest complete versions beyond ``keep``; never the current one, and never
+    the two newest (a reader may have resolved the previous ``current`` a moment ago)."""
     current = current_version(root)
     versions = list_versions(root)
+    keep = max(keep, ALWAYS_KEPT)
     doomed = [v for v in versions[: max(0, len(versions) - keep)] if v != current]
     for name in doomed:
         shutil.rmtree(root / VERSIONS_DIR / name, ignore_errors=True)
@@ -196,11 +266,35 @@ def load_index(
     expected_dimension: int | None = None,
     verify_checksums: bool = True,
 ) -> StoredIndex:
-    """Load ``version`` (default: current), refusing one that does not match expectations."""
+    """Load ``version`` (default: current), refusing one that does not match expectations.
+
+    A version that disappears while it is read (a newer build pruned it) raises the
+    retryable :class:`IndexVersionGoneError`, never a raw ``FileNotFoundError``.
+    """
     name = version or current_version(root)
     directory = root / VERSIONS_DIR / name
     if not directory.is_dir():
         raise IndexNotFoundError(f"index version {name!r} not found under {root}")
+    try:
+        return _load_version(
+            directory, name, expected_embedder, expected_dimension, verify_checksums
+        )
+    except (FileNotFoundError, IndexCorruptError, RuntimeError) as error:
+        if directory.is_dir():
+            raise
+        raise IndexVersionGoneError(
+            f"index version {name!r} was removed while it was being loaded (a newer build "
+            "pruned it): retry to load the current version"
+        ) from error
+
+
+def _load_version(
+    directory: Path,
+    name: str,
+    expected_embedder: str | None,
+    expected_dimension: int | None,
+    verify_checksums: bool,
+) -> StoredIndex:
     manifest = read_manifest(directory)
     if manifest.format_version != FORMAT_VERSION:
         raise IndexMismatchError(

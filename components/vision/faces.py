@@ -2,8 +2,11 @@
 
 Decoding rejects bad input with a clear :class:`ImageInputError` (empty, not an image,
 truncated, too many pixels), honours EXIF orientation and converts any mode (RGBA,
-palette, 16-bit, CMYK) to 8-bit grayscale. Faces are found with OpenCV's Haar cascade;
-when none is found the whole image is used and the result says so.
+palette, 16-bit, CMYK) to 8-bit grayscale. Faces are found with OpenCV's Haar cascade
+on a copy whose long side is at most ``max_side`` pixels (boxes mapped back to the
+original), so one request costs a bounded time whatever its resolution; at most
+``max_faces`` faces are kept. When none is found the whole image is used and the result
+says so.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_PIXELS = 25_000_000  # a 25 MP phone photo
 
 
 class ImageInputError(ValueError):
@@ -99,17 +102,43 @@ class FaceCrop:
     detected: bool
 
 
+@dataclass(frozen=True)
+class FaceCrops:
+    """The crops of one image, and how many faces were found before the cap."""
+
+    crops: list[FaceCrop]
+    found: int
+
+    @property
+    def capped(self) -> bool:
+        return self.found > len(self.crops) and self.crops[0].detected
+
+
 class FaceDetector:
     """OpenCV Haar cascade frontal-face detector (``opencv-python-headless`` < 5)."""
 
-    def __init__(self, cascade: object, min_size: int = 24, margin: float = 0.1) -> None:
+    def __init__(
+        self,
+        cascade: object,
+        min_size: int = 24,
+        margin: float = 0.1,
+        max_side: int = 1024,
+        max_faces: int = 8,
+    ) -> None:
         self._cascade = cascade
         self.min_size = min_size
         self.margin = margin
+        self.max_side = max_side
+        self.max_faces = max_faces
 
     @classmethod
     def load(
-        cls, cascade_path: Path | None = None, min_size: int = 24, margin: float = 0.1
+        cls,
+        cascade_path: Path | None = None,
+        min_size: int = 24,
+        margin: float = 0.1,
+        max_side: int = 1024,
+        max_faces: int = 8,
     ) -> FaceDetector:
         import cv2
 
@@ -117,28 +146,47 @@ class FaceDetector:
         cascade = cv2.CascadeClassifier(str(path))
         if cascade.empty():
             raise FileNotFoundError(f"cannot load Haar cascade {path}")
-        return cls(cascade, min_size=min_size, margin=margin)
+        return cls(cascade, min_size, margin, max_side, max_faces)
 
     def detect(self, gray: np.ndarray) -> list[Box]:
-        """Face boxes, largest first (``detectMultiScale`` returns ``()`` for none)."""
+        """Face boxes in ``gray``'s coordinates, largest first, found on a copy whose long
+        side is at most ``max_side`` (``detectMultiScale`` returns ``()`` for none)."""
+        import cv2
+
+        height, width = gray.shape[:2]
+        scale = min(1.0, self.max_side / max(height, width))
+        small = gray
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+        if min(small.shape[:2]) < self.min_size:
+            return []
         found = self._cascade.detectMultiScale(  # type: ignore[attr-defined]
-            gray, scaleFactor=1.1, minNeighbors=5, minSize=(self.min_size, self.min_size)
+            small, scaleFactor=1.1, minNeighbors=5, minSize=(self.min_size, self.min_size)
         )
-        boxes = [Box(int(x), int(y), int(w), int(h)) for (x, y, w, h) in found]
+        boxes = [_scaled_box(int(x), int(y), int(w), int(h), scale) for (x, y, w, h) in found]
         return sorted(boxes, key=lambda b: b.width * b.height, reverse=True)
 
     def crop_faces(
         self, gray: np.ndarray, mode: Literal["largest", "all"] = "largest"
-    ) -> list[FaceCrop]:
-        """Crops to classify: the largest face (or all), else the whole image."""
-        boxes = self.detect(gray) if min(gray.shape[:2]) >= self.min_size else []
+    ) -> FaceCrops:
+        """Crops to classify: the largest face (or all, at most ``max_faces``), else the
+        whole image."""
+        boxes = self.detect(gray)
         if not boxes:
             height, width = gray.shape[:2]
-            return [FaceCrop(pixels=gray, box=Box(0, 0, width, height), detected=False)]
-        chosen = boxes if mode == "all" else boxes[:1]
-        return [
-            FaceCrop(pixels=_crop(gray, box, self.margin), box=box, detected=True) for box in chosen
-        ]
+            whole = FaceCrop(pixels=gray, box=Box(0, 0, width, height), detected=False)
+            return FaceCrops([whole], found=0)
+        chosen = boxes[: self.max_faces] if mode == "all" else boxes[:1]
+        crops = [FaceCrop(_crop(gray, box, self.margin), box, detected=True) for box in chosen]
+        return FaceCrops(crops, found=len(boxes) if mode == "all" else len(chosen))
+
+
+def _scaled_box(x: int, y: int, width: int, height: int, scale: float) -> Box:
+    """A box found on the downscaled copy, in the original image's pixels."""
+    if scale >= 1.0:
+        return Box(x, y, width, height)
+    return Box(round(x / scale), round(y / scale), round(width / scale), round(height / scale))
 
 
 def _crop(gray: np.ndarray, box: Box, margin: float) -> np.ndarray:

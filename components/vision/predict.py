@@ -18,7 +18,7 @@ from components.emotions import EMOTIONS
 from components.hashing import file_sha256
 from components.settings import VisionSettings
 from components.vision.evaluate import predict_probabilities
-from components.vision.faces import FaceCrop, FaceDetector, ImageInputError, decode_image
+from components.vision.faces import FaceCrops, FaceDetector, ImageInputError, decode_image
 from components.vision.fer_data import IMAGE_SIZE
 from components.vision.model import EmotionResNet, load_weights
 
@@ -44,6 +44,7 @@ class FacePrediction:
 @dataclass(frozen=True)
 class ImagePrediction:
     faces: list[FacePrediction] = field(default_factory=list)
+    faces_found: int = 0  # before the ``vision.max_faces`` cap
 
     @property
     def primary(self) -> FacePrediction:
@@ -54,6 +55,11 @@ class ImagePrediction:
     def note(self) -> str | None:
         if self.faces and not self.faces[0].face_detected:
             return "no face detected: the whole image was classified"
+        if self.faces_found > len(self.faces):
+            return (
+                f"{self.faces_found} faces found: the {len(self.faces)} largest were classified "
+                "(vision.max_faces)"
+            )
         return None
 
     def as_dict(self) -> dict[str, object]:
@@ -105,7 +111,11 @@ class EmotionPredictor:
     def from_weights(
         cls, path: Path, settings: VisionSettings, device: str = "cpu"
     ) -> EmotionPredictor:
-        detector = FaceDetector.load(min_size=settings.min_face_size)
+        detector = FaceDetector.load(
+            min_size=settings.min_face_size,
+            max_side=settings.detection_max_side,
+            max_faces=settings.max_faces,
+        )
         return cls(load_weights(path), detector, settings, device)
 
     def predict(self, data: bytes, all_faces: bool | None = None) -> ImagePrediction:
@@ -147,8 +157,8 @@ class EmotionPredictor:
             if (all_faces if all_faces is not None else self.settings.face_detection == "all")
             else "largest"
         )
-        crops: list[list[FaceCrop]] = [self.detector.crop_faces(gray, mode=mode) for gray in images]
-        flat = [crop for per_image in crops for crop in per_image]
+        found: list[FaceCrops] = [self.detector.crop_faces(gray, mode=mode) for gray in images]
+        flat = [crop for per_image in found for crop in per_image.crops]
         if not flat:
             return []
         batch = np.stack([face_to_input(crop.pixels) for crop in flat])
@@ -160,9 +170,9 @@ class EmotionPredictor:
             device=self.device,
         )
         results, cursor = [], 0
-        for per_image in crops:
+        for per_image in found:
             faces = []
-            for crop in per_image:
+            for crop in per_image.crops:
                 probs = probabilities[cursor]
                 cursor += 1
                 best = int(probs.argmax())
@@ -175,5 +185,5 @@ class EmotionPredictor:
                         face_detected=crop.detected,
                     )
                 )
-            results.append(ImagePrediction(faces=faces))
+            results.append(ImagePrediction(faces=faces, faces_found=per_image.found))
         return results

@@ -6,12 +6,16 @@ charts, data manifest, validation report), so the registry can log the folder as
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from components.settings import Settings
 from components.validation import ValidationReport, raise_for_failures
@@ -21,7 +25,7 @@ from components.vision.evaluate import (
     predict_probabilities,
     write_evaluation,
 )
-from components.vision.fer_data import FerDataset, load_fer
+from components.vision.fer_data import FerDataset, FerSplit, load_fer
 from components.vision.manifest import (
     manifest_from_dataset,
     manifest_from_folder,
@@ -86,11 +90,7 @@ def validate_image_data(
     The CSV form has to be parsed to be hashed, so its dataset (with FER+ soft labels when
     ``ferplus_votes`` is given) is returned for training to reuse.
     """
-    if data.is_dir():
-        manifest, dataset = manifest_from_folder(data), None
-    else:
-        dataset = load_fer(data, ferplus_votes=ferplus_votes)
-        manifest = manifest_from_dataset(dataset)
+    manifest, dataset = image_manifest(data, ferplus_votes)
     report = validate_image_manifest(manifest, min_per_class=min_per_class)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -99,9 +99,39 @@ def validate_image_data(
     return ImageDataCheck(
         report=report,
         data_sha256=manifest_sha256(manifest),
-        test_set_sha256=manifest_sha256(manifest[manifest["split"] == "test"]),
+        test_set_sha256=test_set_digest(manifest, dataset),
         dataset=dataset,
     )
+
+
+def image_manifest(
+    data: Path, ferplus_votes: Path | None = None
+) -> tuple[pd.DataFrame, FerDataset | None]:
+    """The manifest of a dataset path; the CSV form's parsed dataset comes with it."""
+    if data.is_dir():
+        return manifest_from_folder(data), None
+    dataset = load_fer(data, ferplus_votes=ferplus_votes)
+    return manifest_from_dataset(dataset), dataset
+
+
+def test_set_digest(manifest: pd.DataFrame, dataset: FerDataset | None) -> str:
+    """sha256 of exactly what a test score depends on: the test rows with their labels,
+    and the FER+ vote distributions when the labels come from votes."""
+    digest = manifest_sha256(manifest[manifest["split"] == "test"])
+    soft = dataset.test.soft_labels if dataset is not None else None
+    if soft is None:
+        return digest
+    votes = np.ascontiguousarray(soft, dtype=np.float32).tobytes()
+    return hashlib.sha256(digest.encode("ascii") + votes).hexdigest()
+
+
+def load_test_set(data: Path, settings: Settings) -> tuple[FerSplit, str]:
+    """The test split of ``data`` loaded as training loads it (FER+ votes included), with
+    its :func:`test_set_digest`: a model re-evaluated on it is compared like with like."""
+    manifest, dataset = image_manifest(data, settings.train.ferplus_votes)
+    if dataset is None:
+        dataset = load_fer(data, val_fraction=settings.train.val_fraction, seed=settings.train.seed)
+    return dataset.test, test_set_digest(manifest, dataset)
 
 
 def run_training(

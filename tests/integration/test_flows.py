@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ def prefect_api(tmp_path_factory):
         temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: storage}),
         prefect_test_harness(server_startup_timeout=120),
     ):
-        yield
+        yield storage
 
 
 def _settings(workspace: Path, **sections: Any) -> dict[str, Any]:
@@ -83,6 +84,28 @@ def test_reviews_flow_builds_the_index_and_caches_embeddings(prefect_api, tmp_pa
     rebuilt = reviews_flow(settings=settings, force=True, return_state=True)
     assert rebuilt.result()["changed"]
     assert _task_states(rebuilt)["embed shard"] == ["Cached"] * 4
+
+    # The index holds exactly the shard files' vectors, in row order.
+    shards = sorted(rebuilt.result()["shards"], key=lambda shard: shard["start"])
+    assert all(Path(s["path"]).parent == Path(settings["workspace"]) / "cache" / "embeddings"
+               for s in shards)  # fmt: skip
+    from_files = np.concatenate([np.load(s["path"], allow_pickle=False) for s in shards])
+    latest = load_index(root)
+    np.testing.assert_array_equal(latest.index.reconstruct_n(0, latest.index.ntotal), from_files)
+
+    # Another shard size never reuses shards of the old length.
+    resized = {**settings, "flows": {**settings["flows"], "embed_shard_size": 100}}
+    again = reviews_flow(settings=resized, force=True, return_state=True)
+    assert again.is_completed(), again.message
+    assert _task_states(again)["embed shard"] == ["Completed"] * 3  # 210 reviews / 100
+
+    # Task and flow results are persisted as JSON: nothing is unpickled on a cache hit.
+    records = [p for p in prefect_api.rglob("*") if p.is_file()]
+    assert records
+    for record in records:
+        document = json.loads(record.read_text(encoding="utf-8"))  # a pickle is no JSON
+        if isinstance(document, dict) and "metadata" in document:  # a task's result record
+            assert document["metadata"]["serializer"]["type"] == "json", record
 
 
 def test_a_planted_review_defect_fails_the_flow_at_validation(prefect_api, tmp_path) -> None:
@@ -159,14 +182,26 @@ def test_scheduled_deployments_are_visible_through_the_client(prefect_api) -> No
     assert rebuild.schedules[0].schedule.cron == settings.flows.reviews_cron
 
 
-def test_dask_index_build_equals_the_threaded_build(prefect_api, tmp_path) -> None:
+def test_dask_index_build_equals_the_threaded_build(prefect_api, tmp_path, monkeypatch) -> None:
+    """The flow honours ``flows.task_runner`` by itself (as a scheduled deployment runs it),
+    the shards are embedded in the Dask workers, and the flow process embeds no review."""
+    import os
+
     from dask.distributed import LocalCluster
 
-    from flows.common import make_task_runner
+    from components.index.embedder import SentenceTransformerEmbedder
     from flows.reviews import reviews_flow
 
     threaded = _settings(tmp_path / "threads")
     assert reviews_flow(settings=threaded, return_state=True).is_completed()
+    encoded_here: list[str] = []
+    real_encode = SentenceTransformerEmbedder.encode
+
+    def recording_encode(self, texts, *args, **kwargs):
+        encoded_here.extend(texts)
+        return real_encode(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(SentenceTransformerEmbedder, "encode", recording_encode)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
         on_dask = _settings(
             tmp_path / "dask",
@@ -176,11 +211,12 @@ def test_dask_index_build_equals_the_threaded_build(prefect_api, tmp_path) -> No
                 "dask_address": cluster.scheduler_address,
             },
         )
-        runner = make_task_runner(Settings.from_dict(on_dask))
-        state = reviews_flow.with_options(task_runner=runner)(
-            settings=on_dask, refresh_cache=True, return_state=True
-        )
+        state = reviews_flow(settings=on_dask, refresh_cache=True, return_state=True)
         assert state.is_completed(), state.message
+    shards = state.result()["shards"]
+    assert len(shards) == 4 and os.getpid() not in {s["worker_pid"] for s in shards}
+    reviews = set(load_index(Path(on_dask["workspace"]) / "indexes" / "reviews").metadata["text"])
+    assert not reviews & set(encoded_here), "the flow process embedded the reviews again"
     one = load_index(Path(threaded["workspace"]) / "indexes" / "reviews")
     other = load_index(Path(on_dask["workspace"]) / "indexes" / "reviews")
     assert one.metadata["review_id"].tolist() == other.metadata["review_id"].tolist()

@@ -150,3 +150,74 @@ def test_index_builds_are_logged(server: str, built_index, tmp_path: Path) -> No
     assert run.data.tags["index_version"] == built_index.version
     assert run.data.params["embedder"] == built_index.manifest.embedder
     assert run.data.metrics["reviews"] == built_index.manifest.count
+
+
+FER_TO_VOTE = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
+VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear")
+
+
+def write_fer_csv_with_votes(faces: Path, folder: Path) -> tuple[Path, Path]:
+    """``fer2013.csv`` + ``fer2013new.csv`` from a FER folder. The test rows' votes drop a
+    third of them and move another third to the next class, as real FER+ votes do."""
+    import pandas as pd
+
+    dataset = load_fer(faces)
+    rows, votes = [], []
+    for usage, split in (("Training", "train"), ("PrivateTest", "val"), ("PublicTest", "test")):
+        part = dataset.splits()[split]
+        for i, (pixels, label) in enumerate(zip(part.images, part.labels, strict=True)):
+            rows.append(
+                {
+                    "emotion": int(label),
+                    "pixels": " ".join(map(str, pixels.ravel())),
+                    "Usage": usage,
+                }
+            )
+            counts = dict.fromkeys(VOTE_COLUMNS, 0)
+            if split != "test" or i % 3 == 0:
+                counts[FER_TO_VOTE[int(label)]] = 10
+            elif i % 3 == 1:
+                counts[FER_TO_VOTE[(int(label) + 1) % 7]] = 10
+            votes.append({"Usage": usage, **counts, "contempt": 0, "unknown": 0, "NF": 0})
+    csv, new = folder / "fer2013.csv", folder / "fer2013new.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    pd.DataFrame(votes).to_csv(new, index=False)
+    return csv, new
+
+
+def test_the_champion_is_measured_on_the_challengers_own_test_set_and_synthetic_never_wins(
+    server: str, synthetic_faces: Path, tmp_path: Path
+) -> None:
+    from components.vision.evaluate import compute_metrics, predict_probabilities
+    from components.vision.model import load_weights
+
+    ws = tmp_path / "ws"
+    synthetic = _settings(ws, server, WEAK_RECIPE)
+    first = train_and_register(synthetic_faces, synthetic, progress=False)
+    assert first.champion == "1"
+    registry = open_registry(synthetic)
+    assert registry.record("1").tags["synthetic"] == "true"
+
+    csv, votes = write_fer_csv_with_votes(synthetic_faces, tmp_path)
+    voted = _settings(ws, server, {**WEAK_RECIPE, "ferplus_votes": str(votes)})
+    challenger = train_and_register(csv, voted, min_per_class=1, progress=False)
+    tags = registry.record(challenger.version).tags
+    assert tags["synthetic"] == "false"
+    assert tags["compared_test_set_sha256"] == tags["test_set_sha256"]
+
+    champion = load_weights(registry.fetch("1", ws / "models").weights)
+
+    def macro_f1(test) -> float:
+        probabilities = predict_probabilities(champion, test.images, batch_size=256)
+        return compute_metrics(test.labels, probabilities, "check", "test").macro_f1
+
+    with_votes = macro_f1(load_fer(csv, ferplus_votes=votes).test)
+    without_votes = macro_f1(load_fer(csv).test)
+    assert abs(with_votes - without_votes) > 1e-3, "the votes must matter for this test"
+    assert float(tags["compared_champion_macro_f1"]) == pytest.approx(with_votes, abs=1e-6)
+
+    # A real-data champion is never replaced by a model trained on synthetic faces.
+    registry.promote(challenger.version, reason="a real-data champion for the test")
+    again = train_and_register(synthetic_faces, synthetic, progress=False)
+    assert not again.decision.promoted and again.champion == challenger.version
+    assert "synthetic" in registry.record(again.version).tags["promotion_reason"]

@@ -93,12 +93,56 @@ def test_finds_the_face_in_a_real_photo(astronaut_png: bytes, detector: FaceDete
     box = boxes[0]
     # Eileen Collins's face sits around x 180-270, y 60-160 in the 512x512 photo.
     assert 150 < box.x + box.width / 2 < 300 and 50 < box.y + box.height / 2 < 180
-    crops = detector.crop_faces(gray)
+    crops = detector.crop_faces(gray).crops
     assert len(crops) == 1 and crops[0].detected
 
 
 def test_no_face_falls_back_to_whole_image(detector: FaceDetector) -> None:
     gray = np.full((100, 80), 128, dtype=np.uint8)
-    crops = detector.crop_faces(gray)
+    crops = detector.crop_faces(gray).crops
     assert len(crops) == 1 and not crops[0].detected
     assert crops[0].box.as_dict() == {"x": 0, "y": 0, "width": 80, "height": 100}
+
+
+def test_detection_runs_downscaled_and_maps_boxes_back(
+    detector: FaceDetector, astronaut_png: bytes
+) -> None:
+    """A 4x upscaled astronaut (2048 px) is searched at <= 1024 px; the box comes back in
+    the big image's pixels, where the face really is."""
+    import cv2
+
+    small = decode_image(astronaut_png)
+    big = cv2.resize(small, (2048, 2048), interpolation=cv2.INTER_CUBIC)
+    seen: list[tuple[int, ...]] = []
+    cascade = detector._cascade
+
+    class Recording:
+        def detectMultiScale(self, image, **kwargs):  # noqa: N802 - OpenCV's name
+            seen.append(image.shape)
+            return cascade.detectMultiScale(image, **kwargs)
+
+    bounded = FaceDetector(Recording(), max_side=1024)
+    box = bounded.detect(big)[0]
+    assert seen == [(1024, 1024)], "the cascade saw the full-resolution image"
+    reference = detector.detect(small)[0]
+    assert abs(box.x - 4 * reference.x) <= 24 and abs(box.width - 4 * reference.width) <= 40
+    assert 600 < box.x + box.width / 2 < 1200 and 200 < box.y + box.height / 2 < 720
+
+
+def test_faces_per_image_are_capped_and_the_answer_says_so(
+    detector: FaceDetector, astronaut_png: bytes
+) -> None:
+    from components.settings import VisionSettings
+    from components.vision.model import EmotionResNet
+    from components.vision.predict import EmotionPredictor
+
+    face = decode_image(astronaut_png)[:320, 64:384]
+    grid = np.vstack([np.hstack([face] * 4)] * 3)  # 12 faces
+    capped = FaceDetector(detector._cascade, max_side=2048, max_faces=8)
+    found = capped.crop_faces(grid, mode="all")
+    assert found.found >= 10 and len(found.crops) == 8 and found.capped
+    assert len(capped.crop_faces(grid, mode="largest").crops) == 1
+    predictor = EmotionPredictor(EmotionResNet(), capped, VisionSettings(face_detection="all"))
+    prediction = predictor.predict_decoded([grid])[0]
+    assert len(prediction.faces) == 8
+    assert prediction.note and "the 8 largest were classified" in prediction.note

@@ -27,3 +27,22 @@ def test_challenger_must_beat_champion_by_the_margin() -> None:
     assert tags["compared_champion_version"] == "3"
     assert tags["compared_champion_macro_f1"] == "0.700000"
     assert "0.7190 < champion v3 0.7000 + margin 0.0200" in tags["promotion_reason"]
+
+
+def test_a_synthetic_model_never_replaces_a_real_champion() -> None:
+    real = ChampionScore("4", float("nan"), synthetic=False)
+    refused = decide_promotion(True, 0.99, real, margin=0.0, challenger_synthetic=True)
+    assert not refused.promoted and "synthetic" in refused.reason and "v4" in refused.reason
+    tags = refused.as_tags()
+    assert tags["promotion_decision"] == "rejected" and "compared_champion_macro_f1" not in tags
+    # Synthetic over synthetic (the demo) and real over synthetic follow the scores.
+    assert decide_promotion(
+        True, 0.9, ChampionScore("1", 0.5, synthetic=True), 0.0, challenger_synthetic=True
+    ).promoted
+    assert decide_promotion(True, 0.9, ChampionScore("1", 0.5, synthetic=True), 0.0).promoted
+    assert decide_promotion(True, 0.9, None, 0.0, challenger_synthetic=True).promoted
+
+
+def test_the_decision_records_the_test_set_it_compared_on() -> None:
+    decision = decide_promotion(True, 0.8, ChampionScore("2", 0.7), 0.0, test_set_sha256="ab" * 32)
+    assert decision.as_tags()["compared_test_set_sha256"] == "ab" * 32

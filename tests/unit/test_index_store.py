@@ -10,12 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.index.build import build_review_index
+from components.index.build import (
+    assemble_review_index,
+    build_review_index,
+    publish_review_index,
+)
 from components.index.search import ReviewSearcher, mmr_select
 from components.index.store import (
+    IndexBusyError,
     IndexCorruptError,
     IndexMismatchError,
     IndexNotFoundError,
+    IndexVersionGoneError,
+    StaleIndexBuildError,
     current_version,
     list_versions,
     load_index,
@@ -178,3 +185,102 @@ def test_mmr_prefers_diverse_results() -> None:
     assert mmr_select(query, candidates, relevance, 2, lam=1.0) == [0, 1]
     assert mmr_select(query, candidates, relevance, 2, lam=0.5) == [0, 2]
     assert mmr_select(query, candidates, relevance, 3, lam=1.0, keys=["a", "a", "b"]) == [0, 2]
+
+
+# ----------------------------------------------------------------------------- concurrency
+
+
+def test_pruning_always_keeps_the_two_newest(tmp_path: Path, small_reviews: pd.DataFrame) -> None:
+    embedder = BagOfWordsEmbedder()
+    names = [
+        build_review_index(
+            small_reviews, f"{i}" * 64, embedder, IndexSettings(keep_versions=1), tmp_path,
+            progress=False,
+        ).version
+        for i in range(3)
+    ]  # fmt: skip
+    assert list_versions(tmp_path) == names[1:], "the version current named a moment ago went"
+
+
+def test_an_older_build_never_replaces_a_newer_current(
+    tmp_path: Path, small_reviews: pd.DataFrame
+) -> None:
+    embedder = BagOfWordsEmbedder()
+    settings = IndexSettings()
+    older = assemble_review_index(small_reviews, "1" * 64, embedder, settings, progress=False)
+    newer = assemble_review_index(small_reviews, "2" * 64, embedder, settings, progress=False)
+    publish_review_index(newer, tmp_path, settings)
+    with pytest.raises(StaleIndexBuildError, match="newer"):
+        publish_review_index(older, tmp_path, settings)
+    assert current_version(tmp_path) == newer.version
+    assert list_versions(tmp_path) == [newer.version]
+    assert not [p for p in (tmp_path / "versions").iterdir() if p.name.startswith(".")]
+
+
+def test_a_build_waits_for_the_publish_lock_then_fails_clearly(
+    tmp_path: Path, small_reviews: pd.DataFrame
+) -> None:
+    import subprocess
+    import sys
+
+    tmp_path.mkdir(exist_ok=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable, "-c",
+            "import sys, time; from filelock import FileLock\n"
+            f"with FileLock({str(tmp_path / '.publish.lock')!r}):\n"
+            "    print('held', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(IndexBusyError, match="another index build"):
+            build_review_index(
+                small_reviews, "a" * 64, BagOfWordsEmbedder(),
+                IndexSettings(lock_timeout_s=0.5), tmp_path, progress=False,
+            )  # fmt: skip
+        assert list_versions(tmp_path) == []
+    finally:
+        holder.kill()
+        holder.wait()
+    manifest = build_review_index(
+        small_reviews, "a" * 64, BagOfWordsEmbedder(), IndexSettings(lock_timeout_s=0.5),
+        tmp_path, progress=False,
+    )  # fmt: skip
+    assert current_version(tmp_path) == manifest.version
+
+
+def test_staging_left_by_a_killed_build_is_cleaned_by_the_next(
+    tmp_path: Path, small_reviews: pd.DataFrame
+) -> None:
+    left = tmp_path / "versions" / ".staging-0123456789abcdef"
+    left.mkdir(parents=True)
+    (left / "index.faiss").write_bytes(b"half written")
+    build_review_index(
+        small_reviews, "a" * 64, BagOfWordsEmbedder(), IndexSettings(), tmp_path, progress=False
+    )
+    assert not left.exists()
+
+
+def test_a_version_pruned_while_loading_is_a_clear_retryable_error(
+    tmp_path: Path, small_reviews: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from components.index import store
+
+    build_review_index(
+        small_reviews, "a" * 64, BagOfWordsEmbedder(), IndexSettings(), tmp_path, progress=False
+    )
+    real_read = store.read_manifest
+
+    def read_then_pruned(directory: Path):
+        manifest = real_read(directory)
+        shutil.rmtree(directory)  # a newer build pruned it right after we resolved it
+        return manifest
+
+    monkeypatch.setattr(store, "read_manifest", read_then_pruned)
+    with pytest.raises(IndexVersionGoneError, match="retry") as caught:
+        load_index(tmp_path)
+    assert caught.value.retryable

@@ -106,7 +106,14 @@ def test_answer_cache_is_least_recently_used() -> None:
     disabled = AnswerCache(size=0)
     disabled.put(("a",), _answer("a"))
     assert disabled.get(("a",)) is None
+
+
+def test_a_sentiment_label_outside_the_three_is_refused() -> None:
+    from pydantic import ValidationError
+
     assert SentimentOut(label="neutral", score=0.5).label == "neutral"
+    with pytest.raises(ValidationError):
+        SentimentOut(label="grumpy", score=0.5)
 
 
 class _FixedTagger:

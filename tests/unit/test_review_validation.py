@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -93,5 +94,7 @@ def test_too_few_names_the_emotion(reviews_700: pd.DataFrame) -> None:
 def test_data_docs_are_written(reviews_700: pd.DataFrame, tmp_path) -> None:
     report = validate_reviews(reviews_700, RULES, docs_dir=tmp_path / "gx")
     assert report.data_docs and report.data_docs.startswith("file://")
-    assert (tmp_path / "gx").rglob("index.html")
-    assert any((tmp_path / "gx").rglob("index.html"))
+    pages = list((tmp_path / "gx").rglob("index.html"))
+    assert pages, "no Data Docs index page was written"
+    assert report.data_docs.endswith("index.html") and Path(report.data_docs[7:]).is_file()
+    assert "<html" in pages[0].read_text(encoding="utf-8").lower()

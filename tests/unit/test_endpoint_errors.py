@@ -1,0 +1,46 @@
+"""Which failures a served endpoint answers as the user's mistake (4xx) and which as its
+own (500, generic message, traceback logged)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from components.emotions import UnknownEmotionError
+from components.settings import Settings
+from serving.service import INTERNAL_ERROR, EndpointService
+
+
+class RaisingPipeline:
+    """Stands in for the analysis pipeline only to raise the given error from ``from_text``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def from_text(self, query: str, emotion: str | None = None, k: int | None = None):
+        raise self.error
+
+
+def _ask(error: Exception):
+    service = EndpointService(
+        "reviews", Settings.from_dict({}), {}, pipeline=RaisingPipeline(error)
+    )
+    return service.handle([json.dumps({"query": "why?"}).encode()])[0]
+
+
+def test_an_unknown_emotion_is_the_users_mistake() -> None:
+    response = _ask(UnknownEmotionError("unknown emotion 'grumpy'"))
+    assert response.status == 400 and "grumpy" in response.body["error"]
+
+
+@pytest.mark.parametrize("error", [ValueError("shapes (3,) and (4,) not aligned"), KeyError("x")])
+def test_a_bug_is_a_500_with_a_generic_message_and_a_logged_traceback(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="serving.service"):
+        response = _ask(error)
+    assert response.status == 500 and response.body == {"error": INTERNAL_ERROR, "code": 500}
+    assert "not aligned" not in json.dumps(response.body)
+    assert caplog.records and caplog.records[-1].exc_info is not None
