@@ -217,7 +217,12 @@ class ServingSettings(_Section):
     response_timeout_s: int = Field(120, ge=1)
     startup_timeout_s: int = Field(180, ge=1)
     max_request_mb: int = Field(10, ge=1, le=512)
-    token_expiration_min: int = Field(60, ge=1)
+    token_expiration_min: float = Field(
+        60,
+        ge=0.05,
+        description="Lifetime of TorchServe's inference and management keys (minutes); "
+        "`emoreview serve token` issues a new inference key.",
+    )
     drain_seconds: float = Field(
         5.0,
         ge=0,

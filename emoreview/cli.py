@@ -857,6 +857,30 @@ def serve_reload(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     out.print(f"{deployment.action}: version {deployment.bundle.version} (was {previous})")
 
 
+@serve_app.command("token")
+def serve_token(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Issue a new inference token (the old one stops working) into the key file clients
+    read; tokens expire after serving.token_expiration_min minutes."""
+    from serving.server import TorchServe
+
+    server = TorchServe(_settings(ctx))
+    if not server.is_running():
+        raise UserError("no server is running: use `emoreview serve start`")
+    server.refresh_key("inference")
+    expires = server.key_expires("inference")
+    document = {
+        "key_file": str(server.folder / "key_file.json"),
+        "inference_expires": expires.isoformat(timespec="seconds") if expires else None,
+    }
+    if as_json:
+        _emit_json(document)
+        return
+    out.print(
+        f"new inference token in {document['key_file']} (expires {document['inference_expires']})",
+        soft_wrap=True,
+    )
+
+
 @serve_app.command("stop")
 def serve_stop(ctx: typer.Context) -> None:
     """Stop TorchServe (same TMPDIR as start)."""
@@ -993,6 +1017,34 @@ def registry_show(
         _emit_json(document)
     else:
         out.print_json(json.dumps(document, default=str))
+
+
+@registry_app.command("fetch")
+def registry_fetch(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="Version number or alias (champion).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Download a version's weights into the workspace and prove them by the registered
+    sha256 (weights that do not match are refused and not kept)."""
+    from registry.training import open_registry
+
+    settings = _settings(ctx)
+    source = open_registry(settings).fetch(version, settings.paths.models_dir)
+    document = {
+        "model": source.name,
+        "version": source.version,
+        "weights": str(source.weights),
+        "sha256": source.sha256,
+    }
+    if as_json:
+        _emit_json(document)
+        return
+    out.print(
+        f"{source.name} version {source.version}: {source.weights} (sha256 {source.sha256}, "
+        "matches the registry)",
+        soft_wrap=True,
+    )
 
 
 @registry_app.command("promote")

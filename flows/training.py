@@ -104,7 +104,7 @@ def register_model(settings: Settings, trained: dict[str, Any]) -> str:
 
 @task(name="promotion gate")
 def gate(settings: Settings, version: str, data: str, trained: dict[str, Any]) -> dict[str, Any]:
-    from registry.tracking import tracking_uri
+    from registry.tracking import run_link, tracking_uri
     from registry.training import apply_gate, open_registry
 
     registry = open_registry(settings)
@@ -138,11 +138,10 @@ def gate(settings: Settings, version: str, data: str, trained: dict[str, Any]) -
         description="Test metrics and the promotion decision",
     )
     uri = tracking_uri(settings)
-    if uri.startswith("http"):
+    link = run_link(settings, trained["run_id"])
+    if link is not None:
         create_link_artifact(
-            key="mlflow-run",
-            link=f"{uri}/#/experiments/0/runs/{trained['run_id']}",
-            link_text=f"MLflow run {trained['run_id']}",
+            key="mlflow-run", link=link, link_text=f"MLflow run {trained['run_id']}"
         )
     else:
         create_markdown_artifact(

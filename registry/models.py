@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +38,10 @@ CHALLENGER = "challenger"
 HISTORY_TAG = "champion_history"
 WEIGHTS_ARTIFACT = "weights"
 MODEL_CODE = Path(__file__).with_name("classifier_model.py")
-PIP_REQUIREMENTS = ["torch==2.14.1", "torchvision==0.29.1", "numpy", "emoreview"]
+# What loading the model needs: the classifier's code travels inside the model
+# (``code_paths``), so no emoreview install is required where it is loaded.
+PIP_REQUIREMENTS = ["torch==2.14.1", "torchvision==0.29.1", "numpy"]
+MODEL_CODE_PATHS = [str(Path(__file__).resolve().parents[1] / "components")]
 AUDIT_TAGS = (
     "dataset",
     "data_sha256",
@@ -111,6 +115,7 @@ class ModelRegistry:
                 signature=classifier_signature(),
                 input_example=np.zeros((1, 1, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32),
                 pip_requirements=PIP_REQUIREMENTS,
+                code_paths=MODEL_CODE_PATHS,
             )
         try:
             self.client.get_registered_model(self.name)
@@ -242,6 +247,31 @@ class ModelRegistry:
 
     # ----------------------------------------------------------------- fetching
 
+    def _download(self, version: str, target: Path, weights: Path) -> str:
+        """Download a version into a uniquely named staging folder beside ``target``, then
+        rename it into place (concurrent fetches never share a folder); returns the
+        weights' sha256."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=target.parent))
+        try:
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{self.name}/{version}",
+                dst_path=str(staging),
+                tracking_uri=self.tracking_uri,
+            )
+            found = list((staging / "artifacts").glob("*.pt"))
+            if len(found) != 1:
+                raise RegistryError(f"version {version} has no weights artifact")
+            found[0].rename(staging / "artifacts" / f"{WEIGHTS_ARTIFACT}.pt")
+            shutil.rmtree(target, ignore_errors=True)
+            try:
+                staging.rename(target)
+            except OSError:  # another fetch put the same version in place first
+                log.info("version %s was fetched concurrently; using that copy", version)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return file_sha256(weights)
+
     def fetch(self, reference: str, models_dir: Path) -> ClassifierSource:
         """Download a version (number or alias) and verify its weights' sha256."""
         version = reference if reference.isdigit() else self.alias_version(reference)
@@ -256,24 +286,11 @@ class ModelRegistry:
         expected = record.tags.get("weights_sha256")
         digest = file_sha256(weights) if weights.is_file() else None
         if digest != expected:
-            shutil.rmtree(target, ignore_errors=True)
-            staging = target.with_name(f".{version}.download")
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{self.name}/{version}",
-                dst_path=str(staging),
-                tracking_uri=self.tracking_uri,
-            )
-            found = list((staging / "artifacts").glob("*.pt"))
-            if len(found) != 1:
-                raise RegistryError(f"version {version} has no weights artifact")
-            found[0].rename(staging / "artifacts" / f"{WEIGHTS_ARTIFACT}.pt")
-            staging.rename(target)
-            digest = file_sha256(weights)
+            digest = self._download(version, target, weights)
         if digest != expected:
+            shutil.rmtree(target, ignore_errors=True)  # never leave refused weights around
             raise RegistryError(
                 f"{self.name} version {version}: weights sha256 {digest} does not match the "
-                f"registered {expected}"
+                f"registered {expected}: refusing them"
             )
         return ClassifierSource(weights=weights, name=self.name, version=version, sha256=digest)

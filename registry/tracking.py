@@ -43,6 +43,16 @@ def connect(settings: Settings) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def run_link(settings: Settings, run_id: str) -> str | None:
+    """The MLflow UI address of a run (in its own experiment), when tracking goes to a
+    server; None for a local sqlite store."""
+    uri = tracking_uri(settings)
+    if not uri.startswith("http"):
+        return None
+    experiment_id = connect(settings).get_run(run_id).info.experiment_id
+    return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
 def ensure_experiment(client: MlflowClient, settings: Settings, name: str) -> str:
     """The experiment's id, creating it (artifacts in the workspace for the local backend)."""
     experiment = client.get_experiment_by_name(name)

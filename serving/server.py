@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,17 +82,48 @@ class TorchServe:
         return path
 
     def key(self, kind: str = "inference") -> str:
+        return self._key_entry(kind)["key"]
+
+    def key_expires(self, kind: str = "inference") -> datetime | None:
+        """When the ``kind`` key expires (TorchServe writes it to the key file)."""
+        stamp = self._key_entry(kind).get("expiration time")
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+
+    def _key_entry(self, kind: str) -> dict[str, Any]:
         path = self.folder / KEY_FILE
         if not path.is_file():
             raise ServerError(f"no {path}: is the server running (`emoreview serve start`)?")
-        return json.loads(path.read_text(encoding="utf-8"))[kind]["key"]
+        return json.loads(path.read_text(encoding="utf-8"))[kind]
+
+    def refresh_key(self, kind: str = "inference") -> str:
+        """Have TorchServe issue a new ``kind`` key (it rewrites the key file; the old one
+        stops working at once). Authorised by the key file's non-expiring ``API`` key."""
+        response = requests.post(
+            f"{self.management_url}/token",
+            params={"type": kind},
+            headers={"Authorization": f"Bearer {self.key('API')}"},
+            timeout=30,
+        )
+        if response.status_code >= 400:
+            raise ServerError(f"new {kind} key refused: {response.text.strip()[:300]}")
+        return self.key(kind)
+
+    def _management_key(self) -> str:
+        """The management key, renewed once it is past half its life or expired (TorchServe
+        expires it after ``serving.token_expiration_min``)."""
+        expires = self.key_expires("management")
+        if expires is not None:
+            left = (expires - datetime.now(UTC)).total_seconds()
+            if left < self.settings.serving.token_expiration_min * 30:
+                self.refresh_key("management")
+        return self.key("management")
 
     def _management(self, method: str, path: str, **params: Any) -> requests.Response:
         response = requests.request(
             method,
             f"{self.management_url}{path}",
             params=params or None,
-            headers={"Authorization": f"Bearer {self.key('management')}"},
+            headers={"Authorization": f"Bearer {self._management_key()}"},
             timeout=self.settings.serving.startup_timeout_s + 30,
         )
         if response.status_code >= 400:
@@ -230,21 +262,22 @@ class TorchServe:
         if old is not None and old.version == bundle.version:
             log.info("version %s is already served", bundle.version)
             return old
-        added: list[str] = []
+        # Versions left registered by an interrupted reload are reused, never unregistered.
+        present = {ep for ep in bundle.archives if self._registered(ep, bundle.version)}
         try:
             for endpoint, name in bundle.archives.items():
-                if self._registered(endpoint, bundle.version):
-                    continue  # left by an interrupted reload: ready to be made default
+                if endpoint in present:
+                    continue
                 self._management(
                     "POST", "/models", url=name, synchronous="true",
                     initial_workers=str(self.settings.serving.workers),
                 )  # fmt: skip
-                added.append(endpoint)
                 if not self._ready(endpoint, bundle.version):
                     raise ServerError(f"{endpoint} version {bundle.version} has no ready worker")
             for endpoint in bundle.archives:
                 self._management("PUT", f"/models/{endpoint}/{bundle.version}/set-default")
         except (ServerError, requests.RequestException) as error:
+            added = [ep for ep in bundle.archives if ep not in present]
             self._undo_reload(bundle, old, added)
             kept = f"every endpoint still serves {old.version}" if old else "nothing was served"
             raise ServerError(f"reload to {bundle.version} failed ({kept}): {error}") from error
@@ -276,7 +309,9 @@ class TorchServe:
                     log.error(
                         "could not restore %s to version %s: %s", endpoint, old.version, error
                     )
-        for endpoint in added:
+        for endpoint in added:  # a failed registration can leave its version registered
+            if not self._registered(endpoint, bundle.version):
+                continue
             try:
                 self._management("DELETE", f"/models/{endpoint}/{bundle.version}")
             except (ServerError, requests.RequestException) as error:

@@ -221,3 +221,57 @@ def test_the_champion_is_measured_on_the_challengers_own_test_set_and_synthetic_
     again = train_and_register(synthetic_faces, synthetic, progress=False)
     assert not again.decision.promoted and again.champion == challenger.version
     assert "synthetic" in registry.record(again.version).tags["promotion_reason"]
+
+
+def test_the_model_loads_without_emoreview_and_wrong_weights_are_refused(
+    server: str, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from benchmarks.models import save_classifier
+    from benchmarks.workspace import register_champion
+    from registry.tracking import run_link
+
+    settings = _settings(tmp_path / "ws", server, WEAK_RECIPE)
+    version = register_champion(settings, save_classifier(tmp_path / "w.pt", seed=3))
+    registry = open_registry(settings)
+    record = registry.record(version)
+    experiment = registry.client.get_run(record.run_id).info.experiment_id
+    assert experiment != "0"
+    assert run_link(settings, record.run_id) == (
+        f"{server}/#/experiments/{experiment}/runs/{record.run_id}"
+    )
+
+    # What the model needs to load is what its requirements list: no `emoreview`.
+    folder = Path(mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/emotion-classifier/{version}", dst_path=str(tmp_path / "dl"),
+        tracking_uri=server,
+    ))  # fmt: skip
+    requirements = (folder / "requirements.txt").read_text()
+    assert "emoreview" not in requirements and "torch==" in requirements
+    script = (
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)]\n"
+        "sys.path[:] = [p for p in sys.path if p not in ('', sys.argv[2])]\n"
+        "try:\n    import components\nexcept ImportError:\n    pass\n"
+        "else:\n    sys.exit('components is importable: the check proves nothing')\n"
+        "import mlflow, numpy as np\n"
+        "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
+        "print(model.predict(np.zeros((2, 1, 48, 48), dtype=np.float32)).shape)\n"
+    )
+    repo = str(Path(__file__).resolve().parents[2])
+    loaded = subprocess.run(
+        [sys.executable, "-c", script, str(folder), repo],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert loaded.stdout.strip().endswith("(2, 7)")
+
+    # Weights whose sha256 is not the registered one are refused, and not kept.
+    registry.client.set_model_version_tag("emotion-classifier", version, "weights_sha256", "0" * 64)
+    with pytest.raises(RegistryError, match="does not match the registered"):
+        registry.fetch(version, tmp_path / "models")
+    assert not (tmp_path / "models" / "emotion-classifier" / version).exists()
+    fetched = run_cli(tmp_path / "ws", "--tracking-uri", server, "registry", "fetch", version)
+    assert fetched.returncode == 2 and "does not match the registered" in fetched.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,8 +26,10 @@ from components.nlp.summarize import ExtractiveSummarizer
 from components.processes import free_port
 from components.settings import Settings
 from serving.client import ClientError, EmoreviewClient
-from serving.deploy import deploy_champion
-from serving.server import TorchServe
+from serving.deploy import deploy_champion, package_champion
+from serving.package import model_store
+from serving.server import ServerError, TorchServe
+from serving.service import ENDPOINTS
 from tests.integration.test_cli import run_cli
 
 pytestmark = pytest.mark.integration
@@ -231,3 +234,51 @@ def test_reload_during_a_burst_loses_no_request(served, client) -> None:
     models = server.status()["models"]
     for endpoint in ("emotion", "emotion_reviews", "reviews", "sentiment"):
         assert [v["version"] for v in models[endpoint]] == [deployment.bundle.version]
+
+
+def test_packaging_the_served_version_again_leaves_its_folders_alone(served) -> None:
+    settings, _, server = served
+    served_now = server.served()
+    assert served_now is not None
+    store = model_store(settings)
+    handler = store / served_now.archives["emotion"] / "handler.py"
+    before = (handler.stat().st_ino, handler.stat().st_mtime_ns)
+    bundle = package_champion(settings)
+    assert bundle.version == served_now.version
+    assert (handler.stat().st_ino, handler.stat().st_mtime_ns) == before
+
+
+def test_a_reload_that_fails_on_the_third_endpoint_leaves_every_endpoint_as_it_was(
+    served, client
+) -> None:
+    settings, _, server = served
+    before = server.served()
+    assert before is not None
+    fewer = Settings.from_dict(
+        {
+            **settings.model_dump(mode="json"),
+            "retrieval": {**settings.retrieval.model_dump(), "k": 3},
+        }
+    )
+    bundle = package_champion(fewer)
+    assert bundle.version != before.version, "a settings change must be served as a new version"
+    assert list(bundle.archives)[2] == "reviews"
+    shutil.rmtree(model_store(fewer) / bundle.archives["reviews"])  # its registration fails
+    with pytest.raises(ServerError, match=f"still serves {before.version}"):
+        TorchServe(fewer).reload(bundle)
+    assert server.served() == before
+    models = server.status()["models"]
+    for endpoint in ENDPOINTS:
+        assert [v["version"] for v in models[endpoint]] == [before.version], endpoint
+    image = face_png()
+    assert len(client.emotion_reviews(image)["reviews"]) == 4
+    assert len(client.reviews("late delivery")["reviews"]) == 4
+    assert client.sentiment(["fine"])["results"] and client.emotion(image)["faces"]
+
+    repaired = package_champion(fewer)  # builds only the missing archive
+    assert repaired.version == bundle.version
+    TorchServe(fewer).reload(repaired)
+    assert len(client.emotion_reviews(image)["reviews"]) == 3
+    models = server.status()["models"]
+    for endpoint in ENDPOINTS:
+        assert [v["version"] for v in models[endpoint]] == [repaired.version], endpoint
