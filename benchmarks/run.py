@@ -171,6 +171,16 @@ def markdown(r: dict[str, Any]) -> str:
         "Resident memory (MiB): "
         + ", ".join(f"{k} {v:.0f}" for k, v in sorted(s["memory_mb"].items())),
     ]
+    if "limits" in r:
+        lim = r["limits"]
+        lines += [
+            "",
+            f"One request at the limits ({lim['pixels'] / 1e6:.0f} MP photo of many faces, "
+            f"all faces, in process): worst {lim['bounded']['worst_ms']:.0f} ms with detection "
+            f"at <= {lim['bounded']['max_side']} px ({lim['bounded']['faces_classified']} faces "
+            f"classified, cap {lim['max_faces']}); detection at full resolution "
+            f"{lim['full_resolution']['worst_ms']:.0f} ms ({lim['full_over_bounded']:.1f}x).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -184,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.WARNING)
 
-    from benchmarks import bench_chain, bench_index, bench_serving, bench_training
+    from benchmarks import bench_chain, bench_index, bench_limits, bench_serving, bench_training
     from benchmarks.workspace import prepare
 
     out = args.out or (Path(tempfile.mkdtemp(prefix="bench-results-")) if args.smoke else RESULTS)
@@ -204,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         ("index", lambda: bench_index.run(args.smoke)),
         ("chain", lambda: bench_chain.run(workspace, int8_workspace, args.smoke)),
         ("serving", lambda: bench_serving.run(int8_workspace, args.smoke)),
+        ("limits", lambda: bench_limits.run(args.smoke)),
     ):
         print(f"running {name} benchmarks", file=sys.stderr)
         section_start = time.perf_counter()

@@ -9,6 +9,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from components.emotions import EmotionName
+from components.files import unique_temp_path
 
 REVIEW_COLUMNS: tuple[str, ...] = (
     "review_id",
@@ -58,9 +59,12 @@ def coerce_review_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
 def write_reviews(frame: pd.DataFrame, path: Path) -> Path:
     """Write reviews as Parquet atomically (a reader never sees a partial file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    tmp = unique_temp_path(path)  # concurrent writers never share a temporary file
+    try:
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -16,6 +16,7 @@ from torch import nn
 from torchvision.models import resnet50
 
 from components.emotions import EMOTIONS
+from components.files import unique_temp_path
 
 # ImageNet mean/std of RGB folded to one gray channel (luma weights).
 GRAY_MEAN = 0.299 * 0.485 + 0.587 * 0.456 + 0.114 * 0.406
@@ -85,9 +86,12 @@ def load_imagenet_weights(model: EmotionResNet, path: Path) -> None:
 def save_weights(model: EmotionResNet, path: Path) -> None:
     """Save architecture + weights as plain tensors/primitives (loadable with weights_only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"architecture": model.architecture(), "state_dict": model.state_dict()}, tmp)
-    tmp.replace(path)
+    tmp = unique_temp_path(path)  # concurrent writers never share a temporary file
+    try:
+        torch.save({"architecture": model.architecture(), "state_dict": model.state_dict()}, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_weights(path: Path, map_location: str | torch.device = "cpu") -> EmotionResNet:

@@ -69,3 +69,13 @@ def test_paths_are_derived_without_creating_anything(tmp_path: Path) -> None:
     settings = Settings.from_dict({"workspace": str(tmp_path / "ws")})
     assert settings.paths.reviews == tmp_path / "ws" / "data" / "reviews.parquet"
     assert not (tmp_path / "ws").exists()
+
+
+def test_the_settings_example_lists_every_setting_with_its_default() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    example = Path(__file__).resolve().parents[2] / "infra" / "settings.example.yaml"
+    listed = yaml.safe_load(example.read_text(encoding="utf-8"))
+    assert listed == Settings.from_dict({}).model_dump(mode="json")

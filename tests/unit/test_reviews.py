@@ -96,3 +96,16 @@ def test_ingest_bad_input_is_a_clear_error(
         path.write_text(content)
     with pytest.raises(IngestError, match=message):
         ingest_reviews(path, mapping)
+
+
+def test_concurrent_writers_of_one_reviews_file_never_collide(tmp_path, reviews_700) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from components.reviews.schema import read_reviews, write_reviews
+
+    path = tmp_path / "reviews.parquet"
+    frames = [reviews_700.iloc[: 100 + i] for i in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda frame: write_reviews(frame, path), frames * 4))
+    assert len(read_reviews(path)) in {len(frame) for frame in frames}
+    assert [p.name for p in tmp_path.iterdir()] == ["reviews.parquet"]
