@@ -181,7 +181,34 @@ def markdown(r: dict[str, Any]) -> str:
             f"classified, cap {lim['max_faces']}); detection at full resolution "
             f"{lim['full_resolution']['worst_ms']:.0f} ms ({lim['full_over_bounded']:.1f}x).",
         ]
+    if "baseline" in r:
+        lines += ["", baseline_table(r["baseline"])]
     return "\n".join(lines) + "\n"
+
+
+def baseline_table(b: dict[str, Any]) -> str:
+    rows = [
+        "| served `emotion` (256x256 photo) | parameters | weights MiB | p50 ms, c=1 | "
+        "images/s, c=16 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, label in (
+        ("resnet50", "ResNet-50 (48 px)"),
+        ("mini_xception", "mini-Xception (64 px)"),
+    ):
+        x = b[name]
+        rows.append(
+            f"| {label} | {x['parameters']:,} | {x['weights_mb']:.2f} | {x['c1']['p50_ms']:.1f} | "
+            f"{x['c16']['answers_per_s']:.1f} |"
+        )
+    ratios = b["ratios"]
+    rows += [
+        "",
+        f"mini-Xception has {ratios['parameters_resnet_over_mini']:.0f}x fewer parameters; "
+        f"served p50 ResNet / mini-Xception {ratios['c1_p50_resnet_over_mini']:.2f}, "
+        f"throughput at c=16 mini-Xception / ResNet {ratios['c16_mini_over_resnet']:.2f}.",
+    ]
+    return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,7 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.WARNING)
 
-    from benchmarks import bench_chain, bench_index, bench_limits, bench_serving, bench_training
+    from benchmarks import (
+        bench_baseline,
+        bench_chain,
+        bench_index,
+        bench_limits,
+        bench_serving,
+        bench_training,
+    )
     from benchmarks.workspace import prepare
 
     out = args.out or (Path(tempfile.mkdtemp(prefix="bench-results-")) if args.smoke else RESULTS)
@@ -215,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         ("chain", lambda: bench_chain.run(workspace, int8_workspace, args.smoke)),
         ("serving", lambda: bench_serving.run(int8_workspace, args.smoke)),
         ("limits", lambda: bench_limits.run(args.smoke)),
+        ("baseline", lambda: bench_baseline.run(int8_workspace, args.smoke)),
     ):
         print(f"running {name} benchmarks", file=sys.stderr)
         section_start = time.perf_counter()

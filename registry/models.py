@@ -29,6 +29,7 @@ from mlflow.types.schema import Schema, TensorSpec
 from components.emotions import EMOTIONS
 from components.hashing import file_sha256
 from components.vision.fer_data import IMAGE_SIZE
+from components.vision.model import read_architecture
 from components.vision.predict import ClassifierSource
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ MODEL_CODE = Path(__file__).with_name("classifier_model.py")
 PIP_REQUIREMENTS = ["torch==2.14.1", "torchvision==0.29.1", "numpy"]
 MODEL_CODE_PATHS = [str(Path(__file__).resolve().parents[1] / "components")]
 AUDIT_TAGS = (
+    "architecture",
+    "source",
     "dataset",
     "data_sha256",
     "test_set_sha256",
@@ -71,7 +74,12 @@ class VersionRecord:
 
     @property
     def validation_passed(self) -> bool:
-        return self.tags.get("validation_status") == "passed"
+        """Trained on data that passed validation, or imported weights (no data here)."""
+        return self.tags.get("validation_status") == "passed" or self.is_external
+
+    @property
+    def is_external(self) -> bool:
+        return self.tags.get("source") == "external"
 
     def row(self) -> dict[str, Any]:
         return {
@@ -99,12 +107,16 @@ class ModelRegistry:
 
     # ----------------------------------------------------------------- registering
 
-    def log_and_register(self, weights: Path, tags: dict[str, str]) -> str:
+    def log_and_register(
+        self, weights: Path, tags: dict[str, str], description: str | None = None
+    ) -> str:
         """Log the weights as a pyfunc model in the active run and register a version.
 
-        The version gets ``tags`` plus the weights' sha256 and becomes ``challenger``.
+        The version gets ``tags`` plus the weights' sha256 and architecture (name and
+        spec, read from the weights file) and becomes ``challenger``.
         """
         digest = file_sha256(weights)
+        architecture = read_architecture(weights)
         with warnings.catch_warnings():
             # The explicit tensor signature replaces MLflow's type-hint inference.
             warnings.filterwarnings("ignore", message=".*[Tt]ype hint.*")
@@ -121,13 +133,21 @@ class ModelRegistry:
             self.client.get_registered_model(self.name)
         except MlflowException:
             self.client.create_registered_model(
-                self.name, description="FER-2013 7-class facial emotion classifier (ResNet-50)"
+                self.name,
+                description="FER-2013 7-class facial emotion classifier (trained ResNet-50s "
+                "and the imported mini-Xception baseline)",
             )
         version = self.client.create_model_version(
             self.name,
             info.model_uri,
             run_id=info.run_id,
-            tags={**tags, "weights_sha256": digest},
+            tags={
+                **tags,
+                "weights_sha256": digest,
+                "architecture": str(architecture.get("arch")),
+                "architecture_spec": json.dumps(architecture, sort_keys=True),
+            },
+            description=description,
             model_id=info.model_id,
         ).version
         self.client.set_registered_model_alias(self.name, CHALLENGER, str(version))

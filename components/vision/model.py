@@ -83,7 +83,7 @@ def load_imagenet_weights(model: EmotionResNet, path: Path) -> None:
         )
 
 
-def save_weights(model: EmotionResNet, path: Path) -> None:
+def save_weights(model: nn.Module, path: Path) -> None:
     """Save architecture + weights as plain tensors/primitives (loadable with weights_only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = unique_temp_path(path)  # concurrent writers never share a temporary file
@@ -94,12 +94,40 @@ def save_weights(model: EmotionResNet, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def load_weights(path: Path, map_location: str | torch.device = "cpu") -> EmotionResNet:
+def read_architecture(path: Path) -> dict[str, object]:
+    """The architecture spec saved with the weights (name, input size, crop size, ...)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return dict(payload["architecture"])
+
+
+def build_architecture(arch: dict[str, object]) -> nn.Module:
+    """An untrained module for an architecture spec: architectures are data, so the
+    predictor, evaluation, the registry and serving handle every one the same way."""
+    if list(arch.get("classes", [])) != list(EMOTIONS):  # type: ignore[call-overload]
+        raise ValueError(f"the model's classes {arch.get('classes')} are not FER-2013's")
+    if arch.get("arch") == "resnet50":
+        return EmotionResNet(stem=arch["stem"], input_size=int(arch["input_size"]))  # type: ignore[arg-type, call-overload]
+    if arch.get("arch") == "mini_xception":
+        from components.vision.mini_xception import MiniXception
+
+        return MiniXception()
+    raise ValueError(
+        f"unknown architecture {arch.get('arch')!r}: expected resnet50 or mini_xception"
+    )
+
+
+def load_weights(path: Path, map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the model from :func:`save_weights` output without unpickling objects."""
     payload = torch.load(path, map_location=map_location, weights_only=True)
-    arch = payload["architecture"]
-    if arch.get("arch") != "resnet50" or list(arch.get("classes", [])) != list(EMOTIONS):
-        raise ValueError(f"{path} is not an emoreview ResNet-50 emotion model")
-    model = EmotionResNet(stem=arch["stem"], input_size=int(arch["input_size"]))
+    try:
+        model = build_architecture(payload["architecture"])
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"{path} is not an emoreview emotion model: {error}") from error
     model.load_state_dict(payload["state_dict"])
     return model.eval()
+
+
+def crop_size(model: nn.Module) -> int:
+    """The side of the face crops the model was trained on (48 for FER-2013 ResNets)."""
+    arch = model.architecture() if hasattr(model, "architecture") else {}
+    return int(arch.get("crop_size", 48))

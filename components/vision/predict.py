@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from torch import nn
 
 from components.emotions import EMOTIONS
 from components.hashing import file_sha256
@@ -20,7 +21,7 @@ from components.settings import VisionSettings
 from components.vision.evaluate import predict_probabilities
 from components.vision.faces import FaceCrops, FaceDetector, ImageInputError, decode_image
 from components.vision.fer_data import IMAGE_SIZE
-from components.vision.model import EmotionResNet, load_weights
+from components.vision.model import crop_size, load_weights
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,14 @@ class ImagePrediction:
         return {"faces": [f.as_dict() for f in self.faces], "note": self.note}
 
 
-def face_to_input(pixels: np.ndarray) -> np.ndarray:
-    """A grayscale crop of any size -> 48x48 uint8, the FER format the model is trained on."""
-    if pixels.shape[:2] == (IMAGE_SIZE, IMAGE_SIZE):
+def face_to_input(pixels: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
+    """A grayscale crop of any size -> size x size uint8 (48: the FER format)."""
+    if pixels.shape[:2] == (size, size):
         return pixels
-    shrinking = pixels.shape[0] > IMAGE_SIZE or pixels.shape[1] > IMAGE_SIZE
+    shrinking = pixels.shape[0] > size or pixels.shape[1] > size
     return cv2.resize(
         pixels,
-        (IMAGE_SIZE, IMAGE_SIZE),
+        (size, size),
         interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
     )
 
@@ -97,12 +98,13 @@ class ClassifierSource:
 class EmotionPredictor:
     def __init__(
         self,
-        model: EmotionResNet,
+        model: nn.Module,
         detector: FaceDetector,
         settings: VisionSettings,
         device: str = "cpu",
     ) -> None:
         self.model = model.to(device).eval()
+        self.crop_size = crop_size(model)  # from the model's architecture spec
         self.detector = detector
         self.settings = settings
         self.device = device
@@ -161,7 +163,7 @@ class EmotionPredictor:
         flat = [crop for per_image in found for crop in per_image.crops]
         if not flat:
             return []
-        batch = np.stack([face_to_input(crop.pixels) for crop in flat])
+        batch = np.stack([face_to_input(crop.pixels, self.crop_size) for crop in flat])
         probabilities = predict_probabilities(
             self.model,
             batch,

