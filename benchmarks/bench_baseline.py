@@ -61,3 +61,16 @@ def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
         "c16_mini_over_resnet": m["c16"]["answers_per_s"] / r["c16"]["answers_per_s"],
     }
     return out
+
+
+if __name__ == "__main__":
+    import json
+    import os
+
+    from benchmarks.workspace import prepare
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # Only the index, the settings and the photo of a workspace are used here: the small
+    # one does.
+    small = prepare(Path(tempfile.mkdtemp(prefix="bench-baseline-ws-")), smoke=True, int8=False)
+    print(json.dumps(run(small, smoke=False), indent=2))

