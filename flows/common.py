@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from components.hashing import json_sha256
 from components.settings import Settings
 
 
@@ -38,5 +37,4 @@ def io_task(task: Any, settings: Settings) -> Any:
 
 def content_key(*parts: Any) -> str:
     """A cache key from plain values (paths, hashes, settings sections)."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return json_sha256(list(parts))

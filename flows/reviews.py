@@ -92,6 +92,9 @@ def publish_validation_table(key: str, report: Any) -> None:
     )
 
 
+NORMALIZED = "l2-normalized float32"  # what Embedder.encode returns; part of the shard key
+
+
 def _embed_key(context: Any, parameters: dict[str, Any]) -> str:
     # The folder is part of the key: a cached result names a file there.
     key = shard_key(
@@ -105,9 +108,6 @@ def shard_key(data_sha256: str, start: int, stop: int, embedder: dict[str, Any])
     stop, so a changed ``embed_shard_size`` never reuses a shard of another length), the
     embedder settings, and the normalisation the embedder applies."""
     return content_key("embed", data_sha256, start, stop, embedder, NORMALIZED)
-
-
-NORMALIZED = "l2-normalized float32"  # what Embedder.encode returns; part of the shard key
 
 
 @task(

@@ -41,8 +41,8 @@ class BaselineImport:
     reason: str
 
 
-def model_card(version_hint: str = "") -> str:
-    return f"""# mini-Xception FER-2013 baseline{version_hint}
+def model_card() -> str:
+    return f"""# mini-Xception FER-2013 baseline
 
 **What it is.** A pretrained 7-class facial emotion classifier (angry, disgust, fear,
 happy, sad, surprise, neutral) for 64x64 grayscale face crops: the mini-Xception of

@@ -15,7 +15,6 @@ same content, so it is reused as it is.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from components.hashing import json_sha256
 from components.index.store import CURRENT_POINTER, VERSIONS_DIR, current_version
 from components.settings import Settings
 from components.vision.predict import ClassifierSource
@@ -51,14 +51,14 @@ def model_store(settings: Settings) -> Path:
     return settings.paths.serving_dir / "model-store"
 
 
-ANSWER_SETTINGS = ("embedder", "index", "retrieval", "vision", "nlp", "serving")
+SERVED_SETTINGS = ("embedder", "index", "retrieval", "vision", "nlp", "serving")
 
 
 def settings_hash(settings: Settings) -> str:
-    """A short digest of every settings section that changes what an endpoint answers."""
-    sections = {name: getattr(settings, name).model_dump(mode="json") for name in ANSWER_SETTINGS}
-    text = json.dumps(sections, sort_keys=True)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """The digest of every settings section that changes what an endpoint answers."""
+    return json_sha256(
+        {name: getattr(settings, name).model_dump(mode="json") for name in SERVED_SETTINGS}
+    )
 
 
 def bundle_version(classifier_version: str, index_version: str, settings: Settings) -> str:

@@ -2,9 +2,11 @@
 
 Start and stop use the same private ``TMPDIR`` (TorchServe keeps its pid file there) and
 the workspace's ``serving/`` folder as working directory (TorchServe writes
-``key_file.json`` there). Reload registers the new archive version next to the old one,
-waits for its workers, makes it the default, and only then unregisters the old version,
-so requests keep being answered throughout.
+``key_file.json`` there). Reload is all or nothing across the endpoints: every new
+archive version is registered next to the old one with its workers ready before any
+default switches, a failure unregisters what was added, and the old versions go only
+after their queues drained, so requests keep being answered throughout. Keys expire
+(``serving.token_expiration_min``): they are renewed through TorchServe's ``/token`` API.
 """
 
 from __future__ import annotations

@@ -19,8 +19,6 @@ old state or the new one, never on a mix, so no answer is cached under the wrong
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 from collections import OrderedDict
@@ -32,6 +30,7 @@ from components.analysis.answer import Answer, DetectedFace
 from components.analysis.chain import build_answer_chain, chain_models
 from components.analysis.index_build import answers_key, read_emotion_answers
 from components.emotions import EMOTIONS, emotion_query, normalize_emotion
+from components.hashing import json_sha256
 from components.index.embedder import Embedder, SentenceTransformerEmbedder
 from components.index.search import ReviewSearcher
 from components.index.store import StoredIndex, load_index
@@ -166,26 +165,17 @@ class ReviewAnalysisPipeline:
             answers = {}
         if isinstance(self.summarizer, DeferredFlanT5Summarizer) and set(answers) != set(EMOTIONS):
             self.summarizer.load()  # answers will be generated: fail now, not mid-request
-        digest = hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()
         self._state = IndexState(
             searcher=searcher,
             chain=build_answer_chain(searcher, self.summarizer, self.sentiment),
             models=models,
-            answers_digest=digest,
+            answers_digest=json_sha256(expected),
             precomputed=answers,
         )
 
     @property
     def searcher(self) -> ReviewSearcher:
         return self._state.searcher
-
-    @property
-    def chain(self) -> Any:
-        return self._state.chain
-
-    @property
-    def models(self) -> dict[str, str]:
-        return self._state.models
 
     def reload_index(self, version: str | None = None) -> str:
         stored: StoredIndex = load_index(

@@ -109,10 +109,6 @@ class FaceCrops:
     crops: list[FaceCrop]
     found: int
 
-    @property
-    def capped(self) -> bool:
-        return self.found > len(self.crops) and self.crops[0].detected
-
 
 class FaceDetector:
     """OpenCV Haar cascade frontal-face detector (``opencv-python-headless`` < 5)."""

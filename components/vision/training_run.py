@@ -99,7 +99,7 @@ def validate_image_data(
     return ImageDataCheck(
         report=report,
         data_sha256=manifest_sha256(manifest),
-        test_set_sha256=test_set_digest(manifest, dataset),
+        test_set_sha256=test_split_digest(manifest, dataset),
         dataset=dataset,
     )
 
@@ -114,7 +114,7 @@ def image_manifest(
     return manifest_from_dataset(dataset), dataset
 
 
-def test_set_digest(manifest: pd.DataFrame, dataset: FerDataset | None) -> str:
+def test_split_digest(manifest: pd.DataFrame, dataset: FerDataset | None) -> str:
     """sha256 of exactly what a test score depends on: the test rows with their labels,
     and the FER+ vote distributions when the labels come from votes."""
     digest = manifest_sha256(manifest[manifest["split"] == "test"])
@@ -127,11 +127,11 @@ def test_set_digest(manifest: pd.DataFrame, dataset: FerDataset | None) -> str:
 
 def load_test_set(data: Path, settings: Settings) -> tuple[FerSplit, str]:
     """The test split of ``data`` loaded as training loads it (FER+ votes included), with
-    its :func:`test_set_digest`: a model re-evaluated on it is compared like with like."""
+    its :func:`test_split_digest`: a model re-evaluated on it is compared like with like."""
     manifest, dataset = image_manifest(data, settings.train.ferplus_votes)
     if dataset is None:
         dataset = load_fer(data, val_fraction=settings.train.val_fraction, seed=settings.train.seed)
-    return dataset.test, test_set_digest(manifest, dataset)
+    return dataset.test, test_split_digest(manifest, dataset)
 
 
 def run_training(
