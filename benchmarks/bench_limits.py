@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from benchmarks.models import save_classifier
 from components.settings import VisionSettings
 from components.vision.predict import EmotionPredictor
+from tests.random_models import save_classifier
 
 
 def crowd_photo(pixels: int) -> bytes:

@@ -15,22 +15,18 @@ import requests
 
 from benchmarks.harness import measure, throughput
 from benchmarks.workspace import BenchWorkspace, fresh_questions
-from components.processes import free_port
 from components.settings import Settings
 from components.vision.evaluate import predict_probabilities
 from components.vision.model import load_weights
 from serving.deploy import deploy_champion
 from serving.server import TorchServe
+from tests.servers import free_serving_ports
 
 
 def serving_settings(workspace: BenchWorkspace) -> Settings:
     """The shipped serving settings (workers, dynamic batching) on free ports."""
     data = workspace.settings.model_dump(mode="json")
-    data["serving"].update(
-        inference_port=free_port(), management_port=free_port(), metrics_port=free_port(),
-        grpc_inference_port=free_port(), grpc_management_port=free_port(),
-        initial_worker_port=free_port() % 20000 + 30000,
-    )  # fmt: skip
+    data["serving"].update(free_serving_ports())
     return Settings.from_dict(data)
 
 

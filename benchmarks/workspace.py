@@ -7,17 +7,20 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import numpy as np
 from PIL import Image
 
-from benchmarks.models import SENTIMENT_LABELS, save_classifier, save_roberta_classifier, save_t5
-from components.analysis.index_build import build_configured_index
+from components.analysis.index_build import build_index
 from components.index.embedder import SentenceTransformerEmbedder
 from components.reviews.generate import generate_reviews
 from components.settings import Settings
-from registry.tracking import ensure_experiment
-from registry.training import open_registry
+from tests.random_models import (
+    SENTIMENT_LABELS,
+    register_champion,
+    save_classifier,
+    save_roberta_classifier,
+    save_t5,
+)
 
 GENERATED_TOKENS = 32
 
@@ -28,20 +31,6 @@ class BenchWorkspace:
     weights: Path
     models: dict[str, str]
     photo: bytes
-
-
-def register_champion(settings: Settings, weights: Path, seed_note: str = "benchmark") -> str:
-    """Register ``weights`` as a new version of the classifier and make it champion."""
-    registry = open_registry(settings)
-    experiment = ensure_experiment(registry.client, settings, settings.registry.experiment)
-    with mlflow.start_run(experiment_id=experiment):
-        version = registry.log_and_register(
-            weights, {"validation_status": "passed", "dataset": seed_note, "test_macro_f1": "0"}
-        )
-    registry.make_champion(
-        version, {"promotion_decision": "promoted", "promotion_reason": seed_note}
-    )
-    return version
 
 
 def photo_bytes(side: int = 256) -> bytes:
@@ -75,7 +64,7 @@ def prepare(root: Path, smoke: bool, int8: bool) -> BenchWorkspace:
             },
         }
     )
-    build_configured_index(
+    build_index(
         generate_reviews(per_emotion=10 if smoke else 100, seed=13),
         "b" * 64,
         SentenceTransformerEmbedder.from_settings(settings.embedder),

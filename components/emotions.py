@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
+from components.errors import EmoreviewError
+
 EmotionName = Literal["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 EMOTIONS: Final[tuple[EmotionName, ...]] = (
@@ -38,7 +40,7 @@ _SYNONYMS: Final[dict[str, EmotionName]] = {
 }
 
 
-class UnknownEmotionError(ValueError):
+class UnknownEmotionError(EmoreviewError, ValueError):
     """Raised for a value that is not one of the seven FER-2013 emotions."""
 
     def __init__(self, value: object) -> None:

@@ -1,11 +1,10 @@
-"""Local server processes on 127.0.0.1: a free port, waiting for a health URL, and a
-server started in its own process group and stopped with it (SIGTERM, then SIGKILL)."""
+"""Local server processes on 127.0.0.1: waiting for a health URL, and a server started in
+its own process group and stopped with it (SIGTERM, then SIGKILL)."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -13,12 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:

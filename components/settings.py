@@ -4,6 +4,10 @@ Precedence, lowest first: defaults -> optional YAML file -> ``EMOREVIEW_*`` envi
 variables (nested with ``__``, e.g. ``EMOREVIEW_INDEX__KIND=hnsw``) -> explicit overrides
 (CLI flags). Build it once at an edge (CLI, flow entry, handler ``initialize``) with
 :meth:`Settings.load` and pass it down; library code never reads the environment.
+
+Longer than 400 lines because every section of the one settings object is declared here,
+side by side with its defaults and descriptions (what `infra/settings.example.yaml` shows):
+declarations, not logic.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from components.errors import EmoreviewError
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -398,7 +404,7 @@ class WorkspacePaths:
         return self.root / "models"
 
 
-class ConfigFileError(ValueError):
+class ConfigFileError(EmoreviewError, ValueError):
     """The YAML settings file is missing or malformed."""
 
 

@@ -18,6 +18,8 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from components.errors import EmoreviewError
+
 log = logging.getLogger(__name__)
 
 MAX_EXAMPLES = 5
@@ -58,7 +60,7 @@ class ValidationReport(BaseModel):
         return "; ".join(f.describe() for f in self.failures)
 
 
-class DataValidationError(ValueError):
+class DataValidationError(EmoreviewError, ValueError):
     """Raised when data fails its suite; carries the full report."""
 
     def __init__(self, report: ValidationReport) -> None:

@@ -1,8 +1,14 @@
-"""Logging setup for the command line: readable lines on stderr, full lines in a file."""
+"""Logging setup for the command line: readable lines on stderr, full lines in a file.
+
+Without a terminal (a log file, CI), progress is logged as one line per stage
+(:mod:`components.progress`) and the Hugging Face libraries draw no bars.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -14,6 +20,8 @@ def configure_logging(level: str, log_dir: Path | None = None) -> None:
     from rich.console import Console
     from rich.logging import RichHandler
 
+    if not sys.stderr.isatty():
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)

@@ -1,14 +1,17 @@
-"""What every flow shares: settings at the flow entry, the task runner, content keys."""
+"""What every flow shares: settings at the flow entry, the task runner, content keys,
+validation results as Prefect artifacts."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from components.hashing import json_sha256
 from components.settings import Settings
+from components.validation import ValidationReport
 
 
 def flow_settings(settings: dict[str, Any] | None, config_file: str | None) -> Settings:
@@ -38,3 +41,27 @@ def io_task(task: Any, settings: Settings) -> Any:
 def content_key(*parts: Any) -> str:
     """A cache key from plain values (paths, hashes, settings sections)."""
     return json_sha256(list(parts))
+
+
+def publish_validation_table(key: str, report: ValidationReport) -> None:
+    """A Great Expectations result as a Prefect table artifact (one row per failure)."""
+    rows = [
+        {
+            "expectation": "all",
+            "column": "",
+            "result": "passed" if report.passed else "FAILED",
+            "detail": f"{report.successful}/{report.evaluated} expectations, "
+            f"{report.row_count} rows",
+        }
+    ] + [
+        {
+            "expectation": f.expectation,
+            "column": f.column or "",
+            "result": "FAILED",
+            "detail": f.describe(),
+        }
+        for f in report.failures
+    ]
+    create_table_artifact(
+        key=key, table=rows, description=f"Great Expectations suite `{report.suite}`"
+    )

@@ -9,13 +9,18 @@ from typing import Any
 
 import numpy as np
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
 from prefect.tasks import exponential_backoff
 
 from components.hashing import file_sha256
 from components.settings import Settings
-from flows import workers
-from flows.common import content_key, flow_settings, io_task, make_task_runner
+from flows import worker_models
+from flows.common import (
+    content_key,
+    flow_settings,
+    io_task,
+    make_task_runner,
+    publish_validation_table,
+)
 
 
 @task(name="acquire reviews", retry_delay_seconds=exponential_backoff(2))
@@ -69,29 +74,6 @@ def validate_reviews_task(settings: Settings, reviews: dict[str, Any]) -> dict[s
     return {"passed": True, "evaluated": report.evaluated}
 
 
-def publish_validation_table(key: str, report: Any) -> None:
-    rows = [
-        {
-            "expectation": "all",
-            "column": "",
-            "result": "passed" if report.passed else "FAILED",
-            "detail": f"{report.successful}/{report.evaluated} expectations, "
-            f"{report.row_count} rows",
-        }
-    ] + [
-        {
-            "expectation": f.expectation,
-            "column": f.column or "",
-            "result": "FAILED",
-            "detail": f.describe(),
-        }
-        for f in report.failures
-    ]
-    create_table_artifact(
-        key=key, table=rows, description=f"Great Expectations suite `{report.suite}`"
-    )
-
-
 NORMALIZED = "l2-normalized float32"  # what Embedder.encode returns; part of the shard key
 
 
@@ -134,7 +116,7 @@ def embed_shard(
     if len(frame) < stop:
         raise ValueError(f"{reviews_path} has {len(frame)} rows, shard needs rows up to {stop}")
     texts = frame["text"].astype(str).tolist()[start:stop]
-    vectors = workers.embedder(embedder["model"], embedder["device"]).encode(texts)
+    vectors = worker_models.embedder(embedder["model"], embedder["device"]).encode(texts)
     path = Path(shard_dir) / f"{shard_key(data_sha256, start, stop, embedder)}.npy"
     save_npy_atomic(path, np.ascontiguousarray(vectors, dtype=np.float32))
     return {
@@ -199,11 +181,11 @@ def build_index(
 ) -> dict[str, Any]:
     """Build and publish the index from the shards' vectors: the reviews are not embedded
     again here (the embedder only encodes the 7 emotion queries of the stored answers)."""
-    from components.analysis.index_build import build_configured_index
+    from components.analysis import index_build
     from components.index.embedder import SentenceTransformerEmbedder
     from components.reviews.schema import read_reviews
 
-    manifest = build_configured_index(
+    manifest = index_build.build_index(
         read_reviews(Path(reviews["path"])),
         reviews["sha256"],
         SentenceTransformerEmbedder.from_settings(settings.embedder),

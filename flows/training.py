@@ -12,8 +12,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.tasks import exponential_backoff
 
 from components.settings import Settings
-from flows.common import content_key, flow_settings, io_task
-from flows.reviews import publish_validation_table
+from flows.common import content_key, flow_settings, io_task, publish_validation_table
 
 
 @task(name="prepare training data")
@@ -97,15 +96,17 @@ def _register_key(context: Any, parameters: dict[str, Any]) -> str:
     retry_delay_seconds=exponential_backoff(2),
 )
 def register_model(settings: Settings, trained: dict[str, Any]) -> str:
-    from registry.training import open_registry, register_tracked
+    from registry.models import open_registry
+    from registry.training import register_tracked
 
     return register_tracked(open_registry(settings), trained["run_id"], Path(trained["weights"]))
 
 
 @task(name="promotion gate")
 def gate(settings: Settings, version: str, data: str, trained: dict[str, Any]) -> dict[str, Any]:
+    from registry.models import open_registry
+    from registry.promotion import apply_gate
     from registry.tracking import run_link, tracking_uri
-    from registry.training import apply_gate, open_registry
 
     registry = open_registry(settings)
     champion_before = registry.champion_version()

@@ -26,9 +26,9 @@ from components.vision.baseline import (
     WHEEL_REQUIREMENT,
     build_baseline,
 )
-from registry.models import ModelRegistry
+from registry.models import ModelRegistry, open_registry
+from registry.promotion import is_synthetic
 from registry.tracking import connect, ensure_experiment, git_revision
-from registry.training import is_synthetic, open_registry
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from mlflow.models import set_model
-from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc import PythonModel, PythonModelContext
 
 
 class EmotionClassifierModel(PythonModel):
@@ -21,7 +21,14 @@ class EmotionClassifierModel(PythonModel):
 
         self.model = load_weights(context.artifacts["weights"]).eval()
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 (MLflow reads hints)
+    def predict(
+        self,
+        context: PythonModelContext,
+        model_input: np.ndarray,
+        params: dict[str, object] | None = None,
+    ) -> np.ndarray:
+        # An ndarray hint tells MLflow the input is a tensor: the logged tensor signature
+        # (registry.models.classifier_signature) describes and validates its shape.
         import torch
 
         batch = torch.as_tensor(np.asarray(model_input, dtype=np.float32))

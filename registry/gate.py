@@ -9,7 +9,7 @@ margin, both measured on the challenger's test set (its sha256 is recorded).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,6 @@ class PromotionDecision:
             if not math.isnan(self.champion.macro_f1):
                 tags["compared_champion_macro_f1"] = f"{self.champion.macro_f1:.6f}"
         return tags
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def decide_promotion(

@@ -27,10 +27,13 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import Schema, TensorSpec
 
 from components.emotions import EMOTIONS
+from components.errors import EmoreviewError
 from components.hashing import file_sha256
+from components.settings import Settings
 from components.vision.fer_data import IMAGE_SIZE
 from components.vision.model import read_architecture
 from components.vision.predict import ClassifierSource
+from registry.tracking import connect, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ AUDIT_TAGS = (
 )
 
 
-class RegistryError(RuntimeError):
+class RegistryError(EmoreviewError, RuntimeError):
     """A registry request that cannot be honoured (unknown version, no champion...)."""
 
 
@@ -314,3 +317,8 @@ class ModelRegistry:
                 f"registered {expected}: refusing them"
             )
         return ClassifierSource(weights=weights, name=self.name, version=version, sha256=digest)
+
+
+def open_registry(settings: Settings) -> ModelRegistry:
+    """The registered model named in settings, on settings' tracking server."""
+    return ModelRegistry(connect(settings), settings.registry.model_name, tracking_uri(settings))

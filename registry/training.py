@@ -1,4 +1,5 @@
-"""A tracked training run: train -> log everything -> register -> gate.
+"""A tracked training run: train -> log everything -> register -> gate
+(:mod:`registry.promotion`).
 
 Everything the audit needs is recorded on the MLflow run and the model version: the full
 settings as params, per-epoch metrics, test metrics, artifacts (evaluation JSON and PNGs,
@@ -16,18 +17,16 @@ import mlflow
 
 from components.settings import Settings
 from components.validation import DataValidationError
-from components.vision.evaluate import compute_metrics, predict_probabilities
-from components.vision.model import load_weights
 from components.vision.train import EpochStats
-from components.vision.training_run import TrainingOutcome, load_test_set, run_training
-from registry.gate import ChampionScore, PromotionDecision, decide_promotion
-from registry.models import ModelRegistry, RegistryError, VersionRecord
+from components.vision.training_run import TrainingOutcome, run_training
+from registry.gate import PromotionDecision
+from registry.models import ModelRegistry, open_registry
+from registry.promotion import apply_gate
 from registry.tracking import (
     connect,
     ensure_experiment,
     git_revision,
     settings_params,
-    tracking_uri,
 )
 
 log = logging.getLogger(__name__)
@@ -62,13 +61,10 @@ class RegistrationResult:
         }
 
 
-def open_registry(settings: Settings) -> ModelRegistry:
-    return ModelRegistry(connect(settings), settings.registry.model_name, tracking_uri(settings))
-
-
 def track_training(
     data: Path,
     settings: Settings,
+    *,
     min_per_class: int = 10,
     run_dir: Path | None = None,
     resume: bool = False,
@@ -165,6 +161,7 @@ def register_tracked(registry: ModelRegistry, run_id: str, weights: Path) -> str
 def train_and_register(
     data: Path,
     settings: Settings,
+    *,
     min_per_class: int = 10,
     run_dir: Path | None = None,
     resume: bool = False,
@@ -174,86 +171,16 @@ def train_and_register(
 ) -> RegistrationResult:
     """Train on ``data`` in an MLflow run, register the model, and apply the gate."""
     run_id, outcome = track_training(
-        data, settings, min_per_class, run_dir, resume, allow_invalid_data, index_version, progress
+        data,
+        settings,
+        min_per_class=min_per_class,
+        run_dir=run_dir,
+        resume=resume,
+        allow_invalid_data=allow_invalid_data,
+        index_version=index_version,
+        progress=progress,
     )
     registry = open_registry(settings)
     version = register_tracked(registry, run_id, outcome.result.weights_path)  # type: ignore[arg-type]
     decision = apply_gate(registry, version, data, settings)
     return RegistrationResult(outcome, run_id, version, decision, registry.champion_version())
-
-
-def is_synthetic(record: VersionRecord) -> bool:
-    """Whether a version was trained on synthetic faces (older versions: by dataset name)."""
-    return record.tags.get("synthetic", "") == "true" or record.tags.get("dataset") == "synthetic"
-
-
-def apply_gate(
-    registry: ModelRegistry, version: str, data: Path, settings: Settings
-) -> PromotionDecision:
-    """Compare a registered challenger with the champion on the challenger's test set and
-    record the decision (and that test set's sha256) on the version."""
-    challenger = registry.record(version)
-    champion = registry.champion_version()
-    if "promotion_decision" in challenger.tags:
-        # Decided before (e.g. a flow rerun whose training was cached): keep that decision.
-        return PromotionDecision(
-            promoted=champion == version,
-            reason=f"already decided: {challenger.tags.get('promotion_reason', '')}",
-            challenger_macro_f1=float(challenger.tags["test_macro_f1"]),
-            champion=None,
-            margin=settings.registry.promotion_margin,
-        )
-    test_set_sha256 = challenger.tags["test_set_sha256"]
-    synthetic = is_synthetic(challenger)
-    score = None
-    if champion is not None and champion != version:
-        champion_record = registry.record(champion)
-        if synthetic and not is_synthetic(champion_record):
-            score = ChampionScore(champion, float("nan"), synthetic=False)  # refused unmeasured
-        else:
-            score = champion_score(registry, champion_record, test_set_sha256, data, settings)
-    decision = decide_promotion(
-        challenger.validation_passed,
-        float(challenger.tags["test_macro_f1"]),
-        score,
-        settings.registry.promotion_margin,
-        challenger_synthetic=synthetic,
-        test_set_sha256=test_set_sha256,
-    )
-    if decision.promoted:
-        registry.make_champion(version, decision.as_tags())
-    else:
-        registry.record_decision(version, decision.as_tags())
-    log.info("gate for %s v%s: %s", registry.name, version, decision.reason)
-    return decision
-
-
-def champion_score(
-    registry: ModelRegistry,
-    champion: VersionRecord,
-    test_set_sha256: str,
-    data: Path,
-    settings: Settings,
-) -> ChampionScore:
-    """The champion's test macro-F1 on exactly the challenger's test set (same rows, labels
-    and FER+ votes, proven by its sha256): the recorded number when the champion was tested
-    on it, otherwise a fresh evaluation."""
-    synthetic = is_synthetic(champion)
-    if champion.tags.get("test_set_sha256") == test_set_sha256:
-        return ChampionScore(champion.version, float(champion.tags["test_macro_f1"]), synthetic)
-    log.info(
-        "champion v%s was tested on another test set: evaluating it on this one", champion.version
-    )
-    test, digest = load_test_set(data, settings)
-    if digest != test_set_sha256:
-        raise RegistryError(
-            f"the test set in {data} (sha256 {digest[:12]}) is not the one the challenger was "
-            f"tested on ({test_set_sha256[:12]}): the data or settings.train.ferplus_votes "
-            "changed since training, so the champion cannot be compared; train again"
-        )
-    source = registry.fetch(champion.version, settings.paths.models_dir)
-    probabilities = predict_probabilities(
-        load_weights(source.weights), test.images, batch_size=256, tta=settings.vision.tta
-    )
-    report = compute_metrics(test.labels, probabilities, "challenger test set", "test")
-    return ChampionScore(champion.version, report.macro_f1, synthetic)

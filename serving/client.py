@@ -8,8 +8,10 @@ from typing import Any
 
 import requests
 
+from components.errors import EmoreviewError
 
-class ClientError(RuntimeError):
+
+class ClientError(EmoreviewError, RuntimeError):
     """The server answered with an error, or could not be reached."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

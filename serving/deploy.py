@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from components.settings import Settings
-from registry.training import open_registry
+from registry.models import open_registry
 from serving.package import ServedBundle, package_archives
 from serving.server import TorchServe
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import requests
 
+from components.errors import EmoreviewError
 from components.files import write_text_atomic
 from components.settings import Settings
 from serving.package import ServedBundle, model_store
@@ -36,7 +37,7 @@ KEY_FILE = "key_file.json"
 SERVED_FILE = "served.json"
 
 
-class ServerError(RuntimeError):
+class ServerError(EmoreviewError, RuntimeError):
     """TorchServe could not be started, reached or reconfigured."""
 
 

@@ -1,10 +1,11 @@
 """What each served endpoint does with a batch of request bodies: HTTP-free.
 
 The TorchServe handler hands every batch to :meth:`EndpointService.handle` and sends back
-what it returns. A user's mistake (:class:`RequestError`, a bad image, an unknown emotion) becomes a
-4xx with a JSON ``{"error", "code"}`` body for that request only; the others of the batch
-are answered normally and the worker lives on. Anything else is a bug: a 500 with a
-generic message, its traceback in the model log.
+what it returns. A user's mistake (any :class:`~components.errors.EmoreviewError`: a bad
+request, a bad image, an unknown emotion) becomes a 4xx with a JSON ``{"error", "code"}``
+body for that request only; the others of the batch are answered normally and the worker
+lives on. Anything else is a bug: a 500 with a generic message, its traceback in the model
+log.
 
 Endpoints:
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from components.emotions import UnknownEmotionError
+from components.errors import EmoreviewError, is_user_error
 from components.hashing import file_sha256
 from components.settings import Settings
 from components.vision.faces import ImageInputError
@@ -44,12 +45,12 @@ CLASSIFIER_FILE = "classifier.json"
 INTERNAL_ERROR = "internal error while answering: the server's model log has the details"
 
 
-class RequestError(ValueError):
+class RequestError(EmoreviewError, ValueError):
     """A bad request: answered with ``status`` and a JSON error message."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
-        self.status = status
+        self.http_status = status
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,10 @@ class Response:
     body: dict[str, Any]
 
 
-def error_response(error: Exception) -> Response:
-    status = getattr(error, "status", 400)
-    return Response(status, {"error": str(error), "code": status})
-
-
-def image_error(error: ImageInputError) -> RequestError:
-    status = 413 if error.reason == "too_large" else 400
-    return RequestError(f"{error} ({error.reason})", status)
+def error_response(error: EmoreviewError) -> Response:
+    """A user's mistake, one of emoreview's error family: its 4xx and a one-line message."""
+    message = f"{error} ({error.reason})" if isinstance(error, ImageInputError) else str(error)
+    return Response(error.http_status, {"error": message, "code": error.http_status})
 
 
 def read_classifier(bundle: Path, with_weights: bool) -> ClassifierSource:
@@ -153,11 +150,9 @@ class EndpointService:
     def _guard(self, function: Any, body: Any) -> Response:
         try:
             return Response(200, function(body))
-        except RequestError as error:
-            return error_response(error)
-        except UnknownEmotionError as error:
-            return error_response(RequestError(str(error)))
-        except Exception:
+        except Exception as error:
+            if is_user_error(error):
+                return error_response(error)  # type: ignore[arg-type]
             log.exception("endpoint %s failed on a request", self.endpoint)
             return Response(500, {"error": INTERNAL_ERROR, "code": 500})
 
@@ -180,7 +175,7 @@ class EndpointService:
                 continue
             result = next(results)
             if isinstance(result, ImageInputError):
-                out.append(error_response(image_error(result)))
+                out.append(error_response(result))
             else:
                 out.append(Response(200, {**result, "versions": self.versions}))
         return out

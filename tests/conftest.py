@@ -45,12 +45,16 @@ def minilm():
 @pytest.fixture(scope="session")
 def built_index(tmp_path_factory: pytest.TempPathFactory, reviews_700: pd.DataFrame, minilm):
     """An index of the default 700 reviews built with the real MiniLM."""
-    from components.index.build import build_review_index
+    from components.analysis.index_build import build_index
     from components.index.store import load_index
+    from components.nlp.sentiment import VaderSentimentScorer
+    from components.nlp.summarize import ExtractiveSummarizer
 
     root = tmp_path_factory.mktemp("index")
-    settings = Settings.from_dict({})
-    build_review_index(reviews_700, "0" * 64, minilm, settings.index, root, progress=False)
+    build_index(
+        reviews_700, "0" * 64, minilm, Settings.from_dict({}), sentiment=VaderSentimentScorer(),
+        summarizer=ExtractiveSummarizer(minilm), root=root, progress=False,
+    )  # fmt: skip
     return load_index(root, expected_embedder=minilm.model_id)
 
 
@@ -62,18 +66,18 @@ def workspace_settings(tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def tiny_nlp_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny random T5, RoBERTa sentiment and RoBERTa emotion models saved like checkpoints."""
-    from tests.tiny_models import (
+    from tests.random_models import (
         EMOTION_MODEL_LABELS,
         SENTIMENT_LABELS,
-        save_tiny_roberta_classifier,
-        save_tiny_t5,
+        save_roberta_classifier,
+        save_t5,
     )
 
     root = tmp_path_factory.mktemp("nlp-models")
     return {
-        "t5": save_tiny_t5(root / "tiny-flan-t5"),
-        "sentiment": save_tiny_roberta_classifier(root / "tiny-sentiment", SENTIMENT_LABELS),
-        "emotion": save_tiny_roberta_classifier(root / "tiny-emotion", EMOTION_MODEL_LABELS),
+        "t5": save_t5(root / "tiny-flan-t5", size="tiny"),
+        "sentiment": save_roberta_classifier(root / "tiny-sentiment", SENTIMENT_LABELS, "tiny"),
+        "emotion": save_roberta_classifier(root / "tiny-emotion", EMOTION_MODEL_LABELS, "tiny"),
     }
 
 

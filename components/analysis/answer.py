@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from components.vision.prediction import FacePrediction
+
 
 class SentimentOut(BaseModel):
     label: Literal["negative", "neutral", "positive"]
@@ -25,14 +27,6 @@ class ReviewEvidence(BaseModel):
     aspect: str | None = None
 
 
-class DetectedFace(BaseModel):
-    emotion: str
-    confidence: float
-    probabilities: dict[str, float]
-    box: dict[str, int]
-    face_detected: bool
-
-
 class Answer(BaseModel):
     """Why customers felt an emotion: summary, evidence, and every version involved."""
 
@@ -40,7 +34,7 @@ class Answer(BaseModel):
     emotion_probabilities: dict[str, float] | None = Field(
         None, description="All 7 probabilities when the emotion came from an image"
     )
-    face: DetectedFace | None = None
+    face: FacePrediction | None = None
     query: str
     summary: str
     summarizer: str = Field(description="Which summarizer wrote the summary (method:model)")

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from components.analysis.answer import Answer
 from components.analysis.chain import (
@@ -24,19 +23,21 @@ from components.analysis.chain import (
     chain_models,
 )
 from components.emotions import EMOTIONS, emotion_query
+from components.errors import EmoreviewError
 from components.files import write_text_atomic
-from components.index.build import assemble_review_index, publish_review_index
+from components.index.build import assemble_review_index
 from components.index.embedder import Embedder
 from components.index.search import ReviewSearcher
-from components.index.store import IndexManifest, StoredIndex
+from components.index.store import IndexManifest, StoredIndex, write_index_version
 from components.nlp.sentiment import SentimentScorer
 from components.nlp.summarize import Summarizer
+from components.progress import Progress
 from components.settings import Settings
 
 EMOTION_ANSWERS_FILE = "emotion_answers.json"
 
 
-class UnlabeledReviewsError(ValueError):
+class UnlabeledReviewsError(EmoreviewError, ValueError):
     """Reviews without an emotion cannot be indexed: tag them first."""
 
 
@@ -47,8 +48,8 @@ def score_review_sentiments(
     texts = reviews["text"].astype(str).tolist()
     labels: list[str] = []
     scores: list[float] = []
-    with tqdm(
-        total=len(texts), desc="scoring sentiment", unit="review", disable=not progress
+    with Progress(
+        total=len(texts), desc="scoring sentiment", unit="review", enabled=progress
     ) as bar:
         for start in range(0, len(texts), batch_size):
             for sentiment in scorer.score(texts[start : start + batch_size]):
@@ -96,70 +97,63 @@ def read_emotion_answers(stored: StoredIndex) -> tuple[dict[str, Any], dict[str,
     return document["key"], answers
 
 
-def build_analysis_index(
+def build_index(
     reviews: pd.DataFrame,
     data_sha256: str,
     embedder: Embedder,
-    sentiment: SentimentScorer,
-    summarizer: Summarizer,
     settings: Settings,
-    root: Path,
-    progress: bool = True,
+    *,
     vectors: np.ndarray | None = None,
+    sentiment: SentimentScorer | None = None,
+    summarizer: Summarizer | None = None,
+    root: Path | None = None,
+    progress: bool = True,
 ) -> IndexManifest:
-    """Score, embed (unless ``vectors`` are given, e.g. computed on a cluster), precompute
-    the emotion answers, and publish one index version."""
+    """The one way an index version is built: score each review's sentiment, embed the
+    reviews (unless ``vectors`` are given, e.g. computed by the flow's shards), precompute
+    the 7 emotion answers, and publish the version atomically under ``root`` (default: the
+    workspace's index root).
+
+    ``sentiment`` and ``summarizer`` default to the ones ``settings.nlp`` selects.
+    """
     unlabeled = int(reviews["emotion"].isna().sum())
     if unlabeled:
         raise UnlabeledReviewsError(
             f"{unlabeled} reviews have no emotion: run `emoreview reviews tag` first"
         )
+    if sentiment is None:
+        from components.nlp.sentiment import load_sentiment_scorer
+
+        sentiment = load_sentiment_scorer(settings.nlp)
+    if summarizer is None:
+        from components.nlp.summarize import load_summarizer
+
+        summarizer = load_summarizer(settings.nlp, embedder)
     scored = score_review_sentiments(reviews, sentiment, settings.nlp.batch_size, progress)
     stored = assemble_review_index(
         scored, data_sha256, embedder, settings.index, vectors=vectors, progress=progress
     )
     searcher = ReviewSearcher(stored, embedder, settings.retrieval)
     models = chain_models(searcher, summarizer, sentiment)
-    key = answers_key(stored.version, models, settings)
-    answers = compute_emotion_answers(searcher, summarizer, sentiment)
     document = {
-        "key": key,
-        "answers": {emotion: a.model_dump(mode="json") for emotion, a in answers.items()},
+        "key": answers_key(stored.version, models, settings),
+        "answers": {
+            emotion: answer.model_dump(mode="json")
+            for emotion, answer in compute_emotion_answers(searcher, summarizer, sentiment).items()
+        },
     }
 
     def write_answers(path: Path) -> None:
         write_text_atomic(path, json.dumps(document, indent=2))
 
-    return publish_review_index(
-        stored,
-        root,
-        settings.index,
+    extras = {"sentiment": sentiment.model_id, "summarizer": summarizer.model_id}
+    manifest = stored.manifest.model_copy(update={"extras": extras})
+    return write_index_version(
+        root or settings.paths.index_root,
+        stored.index,
+        stored.metadata,
+        manifest,
         extra_files={EMOTION_ANSWERS_FILE: write_answers},
-        extras={"sentiment": sentiment.model_id, "summarizer": summarizer.model_id},
-    )
-
-
-def build_configured_index(
-    reviews: pd.DataFrame,
-    data_sha256: str,
-    embedder: Embedder,
-    settings: Settings,
-    progress: bool = True,
-    vectors: np.ndarray | None = None,
-) -> IndexManifest:
-    """:func:`build_analysis_index` with the sentiment scorer and summarizer the settings
-    select, published under the workspace's index root."""
-    from components.nlp.sentiment import load_sentiment_scorer
-    from components.nlp.summarize import load_summarizer
-
-    return build_analysis_index(
-        reviews,
-        data_sha256,
-        embedder,
-        load_sentiment_scorer(settings.nlp),
-        load_summarizer(settings.nlp, embedder),
-        settings,
-        settings.paths.index_root,
-        progress=progress,
-        vectors=vectors,
+        keep_versions=settings.index.keep_versions,
+        lock_timeout_s=settings.index.lock_timeout_s,
     )

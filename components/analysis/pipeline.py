@@ -21,23 +21,24 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from components.analysis.answer import Answer, DetectedFace
+from cachetools import LRUCache
+
+from components.analysis.answer import Answer
 from components.analysis.chain import build_answer_chain, chain_models
 from components.analysis.index_build import answers_key, read_emotion_answers
 from components.emotions import EMOTIONS, emotion_query, normalize_emotion
 from components.hashing import json_sha256
 from components.index.embedder import Embedder, SentenceTransformerEmbedder
 from components.index.search import ReviewSearcher
-from components.index.store import StoredIndex, load_index
-from components.nlp.sentiment import Sentiment, SentimentScorer, load_sentiment_scorer
+from components.index.store import load_index
+from components.nlp.sentiment import SentimentScorer, load_sentiment_scorer
 from components.nlp.summarize import DeferredFlanT5Summarizer, Summarizer, load_summarizer
-from components.reviews.generate import normalize_text
 from components.settings import Settings
+from components.text import normalize_text
 from components.vision.faces import ImageInputError
 from components.vision.predict import ClassifierSource, EmotionPredictor, ImagePrediction
 
@@ -45,37 +46,30 @@ log = logging.getLogger(__name__)
 
 
 class AnswerCache:
-    """A small thread-safe LRU of answers."""
+    """Free-text answers under (question, emotion, k, answers digest): a thread-safe
+    ``cachetools`` LRU that counts hits and misses; size 0 disables it."""
 
     def __init__(self, size: int) -> None:
-        self.size = size
-        self._entries: OrderedDict[tuple[Any, ...], Answer] = OrderedDict()
+        self._lru: LRUCache[tuple[Any, ...], Answer] | None = (
+            LRUCache(maxsize=size) if size > 0 else None
+        )
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     def get(self, key: tuple[Any, ...]) -> Answer | None:
         with self._lock:
-            answer = self._entries.get(key)
+            answer = None if self._lru is None else self._lru.get(key)
             if answer is None:
                 self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
+            else:
+                self.hits += 1
             return answer
 
     def put(self, key: tuple[Any, ...], answer: Answer) -> None:
-        if self.size <= 0:
-            return
-        with self._lock:
-            self._entries[key] = answer
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        if self._lru is not None:
+            with self._lock:
+                self._lru[key] = answer
 
 
 @dataclass(frozen=True)
@@ -177,16 +171,6 @@ class ReviewAnalysisPipeline:
     def searcher(self) -> ReviewSearcher:
         return self._state.searcher
 
-    def reload_index(self, version: str | None = None) -> str:
-        stored: StoredIndex = load_index(
-            self.settings.paths.index_root,
-            version=version,
-            expected_embedder=self.searcher.embedder.model_id,
-            expected_dimension=self.searcher.embedder.dimension,
-        )
-        self.use_index(ReviewSearcher(stored, self.searcher.embedder, self.settings.retrieval))
-        return stored.version
-
     @property
     def index_version(self) -> str:
         return self._state.index_version
@@ -253,7 +237,7 @@ class ReviewAnalysisPipeline:
                     update={
                         "emotion": face.emotion,
                         "emotion_probabilities": face.probabilities,
-                        "face": DetectedFace(**face.as_dict()),
+                        "face": face,
                         "note": prediction.note,
                     }
                 )
@@ -265,6 +249,3 @@ class ReviewAnalysisPipeline:
         if self.predictor is None:
             raise RuntimeError("this pipeline was loaded without an emotion classifier")
         return self.predictor.predict_each(images)
-
-    def score_sentiment(self, texts: Sequence[str]) -> list[Sentiment]:
-        return self.sentiment.score(texts)

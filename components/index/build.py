@@ -1,15 +1,17 @@
-"""Building an index version from validated reviews."""
+"""Assembling an index version in memory from reviews (and their vectors).
+
+Publishing, with the precomputed answers, is :func:`components.analysis.index_build.build_index`,
+the one build path the flows, the command line and the benchmarks use.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from components.index.embedder import Embedder
 from components.index.store import (
@@ -17,8 +19,8 @@ from components.index.store import (
     StoredIndex,
     build_faiss_index,
     new_version_name,
-    write_index_version,
 )
+from components.progress import Progress
 from components.reviews.validate import emotion_counts
 from components.settings import IndexSettings
 
@@ -32,8 +34,8 @@ def embed_texts(
     if not texts:
         return np.zeros((0, embedder.dimension), dtype=np.float32)
     chunks = []
-    with tqdm(
-        total=len(texts), desc="embedding reviews", unit="review", disable=not progress
+    with Progress(
+        total=len(texts), desc="embedding reviews", unit="review", enabled=progress
     ) as bar:
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
@@ -48,13 +50,12 @@ def assemble_review_index(
     embedder: Embedder,
     settings: IndexSettings,
     vectors: np.ndarray | None = None,
-    extras: dict[str, object] | None = None,
     progress: bool = True,
 ) -> StoredIndex:
     """Embed (unless ``vectors`` are given) and build an index version in memory.
 
     Nothing is written: later stages can search it (to precompute answers) before
-    :func:`publish_review_index` makes it visible.
+    :func:`~components.index.store.write_index_version` makes it visible.
     """
     if reviews.empty:
         raise ValueError("cannot build an index from zero reviews")
@@ -77,48 +78,7 @@ def assemble_review_index(
         created_at=now,
         params=settings.model_dump(),
         emotion_counts=emotion_counts(reviews),
-        extras=dict(extras or {}),
     )
     return StoredIndex(
         index=index, metadata=reviews.reset_index(drop=True), manifest=manifest, directory=None
     )
-
-
-def publish_review_index(
-    stored: StoredIndex,
-    root: Path,
-    settings: IndexSettings,
-    extra_files: dict[str, Callable[[Path], None]] | None = None,
-    extras: dict[str, object] | None = None,
-) -> IndexManifest:
-    """Write an assembled index as a new version and point ``current`` at it."""
-    manifest = stored.manifest
-    if extras:
-        manifest = manifest.model_copy(update={"extras": {**manifest.extras, **extras}})
-    return write_index_version(
-        root,
-        stored.index,
-        stored.metadata,
-        manifest,
-        extra_files=extra_files,
-        keep_versions=settings.keep_versions,
-        lock_timeout_s=settings.lock_timeout_s,
-    )
-
-
-def build_review_index(
-    reviews: pd.DataFrame,
-    data_sha256: str,
-    embedder: Embedder,
-    settings: IndexSettings,
-    root: Path,
-    vectors: np.ndarray | None = None,
-    extra_files: dict[str, Callable[[Path], None]] | None = None,
-    extras: dict[str, object] | None = None,
-    progress: bool = True,
-) -> IndexManifest:
-    """Embed (unless ``vectors`` are given), build and publish a new index version."""
-    stored = assemble_review_index(
-        reviews, data_sha256, embedder, settings, vectors, extras, progress
-    )
-    return publish_review_index(stored, root, settings, extra_files)

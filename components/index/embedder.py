@@ -9,6 +9,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from components.errors import EmoreviewError
 from components.settings import DEFAULT_EMBEDDER, EmbedderSettings
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ class Embedder(Protocol):
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray: ...
 
 
-class EmbedderLoadError(RuntimeError):
+class EmbedderLoadError(EmoreviewError, RuntimeError):
     """The configured embedding model cannot be loaded."""
 
 

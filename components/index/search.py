@@ -15,11 +15,11 @@ import faiss
 import numpy as np
 import pandas as pd
 
-from components.emotions import EMOTIONS, emotion_query, normalize_emotion
+from components.emotions import EMOTIONS, normalize_emotion
 from components.index.embedder import Embedder
 from components.index.store import IndexMismatchError, StoredIndex
-from components.reviews.generate import normalize_text
 from components.settings import RetrievalSettings
+from components.text import normalize_text
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,6 @@ class ReviewSearcher:
             raise ValueError("query must not be empty")
         vector = self.embedder.encode([query])
         return self.search_vector(vector[0], emotion, k, fetch_k, mmr_lambda)
-
-    def search_emotion(self, emotion: str, k: int | None = None) -> list[SearchHit]:
-        """Reviews explaining why customers felt ``emotion`` (the original system's query)."""
-        return self.search(emotion_query(emotion), emotion=emotion, k=k)
 
     def search_vector(
         self,

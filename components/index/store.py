@@ -35,6 +35,7 @@ import pandas as pd
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
 
+from components.errors import EmoreviewError
 from components.files import write_text_atomic
 from components.hashing import file_sha256
 from components.settings import IndexSettings
@@ -70,7 +71,7 @@ class IndexManifest(BaseModel):
     extras: dict[str, Any] = Field(default_factory=dict, description="Added by later stages")
 
 
-class IndexStoreError(RuntimeError):
+class IndexStoreError(EmoreviewError, RuntimeError):
     """Base for index store errors."""
 
 

@@ -1,4 +1,5 @@
-"""Loading Hugging Face models by hub id or local path, and the ``auto`` method choice.
+"""Loading Hugging Face models by hub id or local path, the ``auto`` method choice, and the
+batched text classifier the sentiment scorer and the emotion tagger share.
 
 ``auto`` means: use the transformer model when its weights load from local files (a local
 folder, or the hub cache) and otherwise the offline method, with a logged warning. An
@@ -8,16 +9,18 @@ explicit transformer method loads normally (it may download) and fails loudly.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from components.errors import EmoreviewError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(EmoreviewError, RuntimeError):
     """A configured model cannot be loaded."""
 
 
@@ -73,3 +76,51 @@ def first_line(error: BaseException) -> str:
     """The first line of an error message (hub errors span a paragraph)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+class TextClassifier:
+    """A sequence classifier (``pipeline("text-classification")``) over a hub id or a local
+    folder, run in batches of ``batch_size`` with inputs cut at ``max_length`` tokens."""
+
+    def __init__(self, pipeline: Any, batch_size: int = 32, max_length: int = 128) -> None:
+        self._pipeline = pipeline
+        self.batch_size = batch_size
+        self.max_length = max_length
+
+    @classmethod
+    def load(
+        cls, source: str, device: str = "cpu", local_only: bool = False, batch_size: int = 32
+    ) -> TextClassifier:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source, local_files_only=local_only
+            )
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(
+                f"cannot load text classifier {source!r}: {first_line(error)}"
+            ) from error
+        model.eval()
+        classifier = pipeline(
+            "text-classification", model=model, tokenizer=tokenizer, device=device
+        )
+        return cls(classifier, batch_size)
+
+    @property
+    def labels(self) -> dict[int, str]:
+        """The model's label names by class index (its config's ``id2label``)."""
+        return {int(i): str(name) for i, name in self._pipeline.model.config.id2label.items()}
+
+    def classify(self, texts: Sequence[str]) -> list[tuple[str, float]]:
+        """The top label and its probability for each text."""
+        if not texts:
+            return []
+        results = self._pipeline(
+            [str(t) for t in texts],
+            batch_size=self.batch_size,
+            truncation=True,
+            max_length=self.max_length,
+        )
+        return [(str(r["label"]), float(r["score"])) for r in results]

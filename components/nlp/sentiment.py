@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from components.nlp.loading import ModelLoadError, choose_method, first_line, model_id_for
+from components.nlp.loading import ModelLoadError, TextClassifier, choose_method, model_id_for
 from components.settings import NlpSettings
 
 log = logging.getLogger(__name__)
@@ -74,49 +74,20 @@ class TransformerSentimentScorer:
 
     method = "roberta"
 
-    def __init__(self, classifier: object, model_id: str, batch_size: int = 32) -> None:
+    def __init__(self, classifier: TextClassifier, model_id: str) -> None:
         self._classifier = classifier
         self.model_id = model_id
-        self.batch_size = batch_size
-        config = classifier.model.config  # type: ignore[attr-defined]
-        self._labels = {
-            str(name): _sentiment_label(str(name), int(i)) for i, name in config.id2label.items()
-        }
+        self._labels = {name: _sentiment_label(name, i) for i, name in classifier.labels.items()}
 
     @classmethod
     def load(
         cls, source: str, batch_size: int = 32, device: str = "cpu", local_only: bool = False
     ) -> TransformerSentimentScorer:
-        classifier = load_text_classifier(source, device, local_only)
-        return cls(classifier, model_id_for(cls.method, source), batch_size)
+        classifier = TextClassifier.load(source, device, local_only, batch_size)
+        return cls(classifier, model_id_for(cls.method, source))
 
     def score(self, texts: Sequence[str]) -> list[Sentiment]:
-        if not texts:
-            return []
-        results = self._classifier(  # type: ignore[operator]
-            [str(t) for t in texts],
-            batch_size=self.batch_size,
-            truncation=True,
-            max_length=128,
-        )
-        return [Sentiment(self._labels[r["label"]], float(r["score"])) for r in results]
-
-
-def load_text_classifier(source: str, device: str, local_only: bool) -> object:
-    """``pipeline("text-classification")`` over a hub id or local folder."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            source, local_files_only=local_only
-        )
-    except (OSError, ValueError) as error:
-        raise ModelLoadError(
-            f"cannot load text classifier {source!r}: {first_line(error)}"
-        ) from error
-    model.eval()
-    return pipeline("text-classification", model=model, tokenizer=tokenizer, device=device)
+        return [Sentiment(self._labels[name], p) for name, p in self._classifier.classify(texts)]
 
 
 def _sentiment_label(name: str, index: int) -> SentimentLabel:

@@ -28,8 +28,8 @@ from components.nlp.loading import (
     first_line,
     model_id_for,
 )
-from components.reviews.generate import normalize_text
 from components.settings import NlpSettings
+from components.text import normalize_text
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,7 @@ import pandas as pd
 
 from components.emotions import EMOTIONS, EmotionName, normalize_emotion
 from components.index.embedder import Embedder
-from components.nlp.loading import choose_method, model_id_for
-from components.nlp.sentiment import load_text_classifier
+from components.nlp.loading import TextClassifier, choose_method, model_id_for
 from components.settings import NlpSettings
 
 SEED_PHRASES: dict[str, tuple[str, ...]] = {
@@ -77,29 +76,24 @@ class EmotionTagger(Protocol):
 
 
 class TransformerEmotionTagger:
+    """An emotion classifier whose labels name FER's 7 emotions, run in batches."""
+
     method = "distilroberta"
 
-    def __init__(self, classifier: object, model_id: str, batch_size: int = 32) -> None:
+    def __init__(self, classifier: TextClassifier, model_id: str) -> None:
         self._classifier = classifier
         self.model_id = model_id
-        self.batch_size = batch_size
-        labels = classifier.model.config.id2label.values()  # type: ignore[attr-defined]
-        self._labels = {str(name): normalize_emotion(str(name)) for name in labels}
+        self._labels = {name: normalize_emotion(name) for name in classifier.labels.values()}
 
     @classmethod
     def load(
         cls, source: str, batch_size: int = 32, device: str = "cpu", local_only: bool = False
     ) -> TransformerEmotionTagger:
-        classifier = load_text_classifier(source, device, local_only)
-        return cls(classifier, model_id_for(cls.method, source), batch_size)
+        classifier = TextClassifier.load(source, device, local_only, batch_size)
+        return cls(classifier, model_id_for(cls.method, source))
 
     def tag(self, texts: Sequence[str]) -> list[EmotionTag]:
-        if not texts:
-            return []
-        results = self._classifier(  # type: ignore[operator]
-            [str(t) for t in texts], batch_size=self.batch_size, truncation=True, max_length=128
-        )
-        return [EmotionTag(self._labels[r["label"]], float(r["score"])) for r in results]
+        return [EmotionTag(self._labels[name], p) for name, p in self._classifier.classify(texts)]
 
 
 class PrototypeEmotionTagger:

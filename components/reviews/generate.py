@@ -15,6 +15,7 @@ import pandas as pd
 
 from components.emotions import EMOTIONS, EmotionName
 from components.reviews.schema import SYNTHETIC_SOURCE, Review, reviews_to_frame
+from components.text import normalize_text
 
 PRODUCTS: tuple[str, ...] = (
     "wireless earbuds", "laptop", "coffee maker", "running shoes", "smartphone",
@@ -228,9 +229,3 @@ def _make_review(rng: random.Random, emotion: EmotionName, seed: int, position: 
         source=SYNTHETIC_SOURCE,
         created_at=created_at,
     )
-
-
-def normalize_text(text: str) -> str:
-    """Lower-case, drop punctuation and collapse whitespace: the near-duplicate key."""
-    kept = "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in text.lower())
-    return " ".join(kept.split())

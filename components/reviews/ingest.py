@@ -15,10 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from components.emotions import UnknownEmotionError, normalize_emotion
+from components.errors import EmoreviewError
 from components.reviews.schema import REVIEW_COLUMNS, coerce_review_dtypes
 
 
-class IngestError(ValueError):
+class IngestError(EmoreviewError, ValueError):
     """The input file cannot be read as reviews with the given column mapping."""
 
 

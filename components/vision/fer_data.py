@@ -18,6 +18,7 @@ import pandas as pd
 from PIL import Image
 
 from components.emotions import EMOTION_TO_INDEX, EMOTIONS, UnknownEmotionError, normalize_emotion
+from components.errors import EmoreviewError
 
 IMAGE_SIZE = 48
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
@@ -34,7 +35,7 @@ FERPLUS_COLUMNS = {
 }
 
 
-class FerDataError(ValueError):
+class FerDataError(EmoreviewError, ValueError):
     """The dataset path or file does not hold FER-2013 data in a known form."""
 
 
@@ -49,10 +50,6 @@ class FerSplit:
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
-
-    def class_counts(self) -> dict[str, int]:
-        counts = np.bincount(self.labels, minlength=len(EMOTIONS))
-        return {name: int(counts[i]) for i, name in enumerate(EMOTIONS)}
 
 
 @dataclass

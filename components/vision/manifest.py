@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm.auto import tqdm
 
 from components.emotions import EMOTIONS
 from components.hashing import bytes_sha256
+from components.progress import Progress
 from components.validation import ValidationReport, run_suite
 from components.vision.fer_data import FerDataset, list_folder_images
 
@@ -51,8 +51,8 @@ def manifest_from_folder(root: Path, progress: bool = True) -> pd.DataFrame:
     """Manifest of a FER folder dataset, reading every file (unreadable ones are recorded)."""
     listing = list_folder_images(root)
     rows = []
-    for record in tqdm(
-        listing.to_dict("records"), desc="hashing images", unit="img", disable=not progress
+    for record in Progress(
+        listing.to_dict("records"), desc="hashing images", unit="img", enabled=progress
     ):
         data = (root / record["file"]).read_bytes()
         row = {

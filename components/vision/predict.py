@@ -8,7 +8,7 @@ pipeline use that.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -22,49 +22,7 @@ from components.vision.evaluate import predict_probabilities
 from components.vision.faces import FaceCrops, FaceDetector, ImageInputError, decode_image
 from components.vision.fer_data import IMAGE_SIZE
 from components.vision.model import crop_size, load_weights
-
-
-@dataclass(frozen=True)
-class FacePrediction:
-    emotion: str
-    confidence: float
-    probabilities: dict[str, float]
-    box: dict[str, int]
-    face_detected: bool
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "emotion": self.emotion,
-            "confidence": self.confidence,
-            "probabilities": self.probabilities,
-            "box": self.box,
-            "face_detected": self.face_detected,
-        }
-
-
-@dataclass(frozen=True)
-class ImagePrediction:
-    faces: list[FacePrediction] = field(default_factory=list)
-    faces_found: int = 0  # before the ``vision.max_faces`` cap
-
-    @property
-    def primary(self) -> FacePrediction:
-        """The largest face (or the whole image when no face was found)."""
-        return self.faces[0]
-
-    @property
-    def note(self) -> str | None:
-        if self.faces and not self.faces[0].face_detected:
-            return "no face detected: the whole image was classified"
-        if self.faces_found > len(self.faces):
-            return (
-                f"{self.faces_found} faces found: the {len(self.faces)} largest were classified "
-                "(vision.max_faces)"
-            )
-        return None
-
-    def as_dict(self) -> dict[str, object]:
-        return {"faces": [f.as_dict() for f in self.faces], "note": self.note}
+from components.vision.prediction import FacePrediction, ImagePrediction
 
 
 def face_to_input(pixels: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:

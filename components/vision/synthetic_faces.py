@@ -9,15 +9,14 @@ with a ``SYNTHETIC`` marker, so every output made from it is labelled ``syntheti
 from __future__ import annotations
 
 import json
-import math
 import random
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-from tqdm.auto import tqdm
 
 from components.emotions import EMOTIONS
+from components.progress import Progress
 
 SIZE = 48
 _SCALE = 4  # draw at 4x and downsample, for anti-aliased strokes
@@ -125,7 +124,7 @@ def synthesize_faces(
     rng = random.Random(seed)
     counts = {"train": 0, "test": 0}
     total = (per_class_train + per_class_test) * len(EMOTIONS)
-    with tqdm(total=total, desc="drawing faces", unit="face", disable=not progress) as bar:
+    with Progress(total=total, desc="drawing faces", unit="face", enabled=progress) as bar:
         for split, per_class in (("train", per_class_train), ("test", per_class_test)):
             for emotion in EMOTIONS:
                 folder = out_dir / split / emotion
@@ -143,12 +142,3 @@ def synthesize_faces(
     }
     (out_dir / SYNTHETIC_MARKER).write_text(json.dumps(marker, indent=2))
     return counts
-
-
-def face_grid(images: list[np.ndarray], columns: int = 7) -> Image.Image:
-    """Tile images into one picture (for looking at what the generator makes)."""
-    rows = math.ceil(len(images) / columns)
-    grid = Image.new("L", (columns * SIZE, rows * SIZE), 0)
-    for i, array in enumerate(images):
-        grid.paste(Image.fromarray(array), ((i % columns) * SIZE, (i // columns) * SIZE))
-    return grid

@@ -23,9 +23,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from torchvision.transforms import v2
-from tqdm.auto import tqdm
 
 from components.emotions import EMOTION_TO_INDEX
+from components.progress import Progress
 from components.settings import TrainSettings, VisionSettings
 from components.vision.evaluate import compute_metrics, predict_probabilities
 from components.vision.fer_data import FerDataset, FerSplit
@@ -233,11 +233,12 @@ def train_classifier(
             if settings.max_train_batches is None
             else min(len(loader), settings.max_train_batches)
         )
-        bar = tqdm(
+        bar = Progress(
             total=batches,
             desc=f"epoch {epoch}/{settings.epochs}",
             unit="batch",
-            disable=not progress,
+            enabled=progress,
+            log_line=False,  # the epoch's line is logged below, with its validation
             leave=False,
         )
         for step, (inputs, targets) in enumerate(loader):

@@ -137,6 +137,7 @@ def load_test_set(data: Path, settings: Settings) -> tuple[FerSplit, str]:
 def run_training(
     data: Path,
     settings: Settings,
+    *,
     run_dir: Path | None = None,
     min_per_class: int = 10,
     resume: bool = False,

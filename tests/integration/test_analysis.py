@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from components.analysis.index_build import build_analysis_index, compute_emotion_answers
+from components.analysis.index_build import build_index, compute_emotion_answers
 from components.analysis.pipeline import ReviewAnalysisPipeline
 from components.emotions import EMOTIONS, emotion_query
 from components.index.search import ReviewSearcher
+from components.index.store import load_index
 from components.nlp.sentiment import (
     TransformerSentimentScorer,
     VaderSentimentScorer,
@@ -47,14 +48,13 @@ def _settings(workspace: Path, **nlp: object) -> Settings:
 def offline_workspace(tmp_path_factory, reviews_700, minilm) -> Settings:
     """A workspace whose index was built with the offline methods (extractive + VADER)."""
     settings = _settings(tmp_path_factory.mktemp("ws"), summarizer="extractive", sentiment="vader")
-    build_analysis_index(
+    build_index(
         reviews_700,
         "1" * 64,
         minilm,
-        VaderSentimentScorer(),
-        ExtractiveSummarizer(minilm),
         settings,
-        settings.paths.index_root,
+        sentiment=VaderSentimentScorer(),
+        summarizer=ExtractiveSummarizer(minilm),
         progress=False,
     )
     return settings
@@ -232,17 +232,18 @@ def test_free_text_answers_are_cached_until_the_index_changes(
     again = local.from_text("  why was the DELIVERY so slow? ", emotion="angry")
     assert again.source == "cache" and again.summary == first.summary
     # A new index version (different data) must never be answered from the old cache.
-    build_analysis_index(
+    build_index(
         reviews_700.iloc[::2],
         "2" * 64,
         minilm,
-        VaderSentimentScorer(),
-        ExtractiveSummarizer(minilm),
         offline_workspace,
-        offline_workspace.paths.index_root,
+        sentiment=VaderSentimentScorer(),
+        summarizer=ExtractiveSummarizer(minilm),
         progress=False,
     )
-    new_version = local.reload_index()
+    stored = load_index(offline_workspace.paths.index_root, expected_embedder=minilm.model_id)
+    local.use_index(ReviewSearcher(stored, minilm, offline_workspace.retrieval))
+    new_version = stored.version
     assert new_version != first.index_version
     after = local.from_text("Why was the delivery so slow?", emotion="angry")
     assert after.source == "computed" and after.index_version == new_version
@@ -271,16 +272,7 @@ def test_pipeline_with_flan_t5_and_roberta_checkpoints(
         sentiment_model=str(tiny_nlp_models["sentiment"]),
         max_new_tokens=8,
     )
-    build_analysis_index(
-        reviews_700.iloc[::5],
-        "3" * 64,
-        minilm,
-        load_sentiment_scorer(settings.nlp),
-        load_summarizer(settings.nlp, minilm),
-        settings,
-        settings.paths.index_root,
-        progress=False,
-    )
+    build_index(reviews_700.iloc[::5], "3" * 64, minilm, settings, progress=False)
     text_pipeline = ReviewAnalysisPipeline.load(settings, embedder=minilm)
     assert text_pipeline.precomputed_emotions == sorted(EMOTIONS)
     answer = text_pipeline.for_emotion("happy")

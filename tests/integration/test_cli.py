@@ -45,6 +45,11 @@ def test_generate_validate_build_search(tmp_path: Path) -> None:
         and manifest["embedder"] == "sentence-transformers/all-MiniLM-L6-v2"
     )
     assert manifest["data_sha256"] == summary["sha256"]
+    # Without a terminal (CI, a log file) progress is one line per stage, never the frames
+    # of a bar redrawn with carriage returns.
+    assert "\r" not in built.stderr
+    assert "embedding reviews: 210 review in" in built.stderr, built.stderr
+    assert "scoring sentiment: 210 review in" in built.stderr, built.stderr
 
     searched = run_cli(ws, "search", "--emotion", "angry", "why are customers angry", "--json")
     assert searched.returncode == 0, searched.stderr

@@ -12,7 +12,7 @@ import pytest
 
 from components.index.store import IndexNotFoundError, current_version, load_index
 from components.settings import Settings
-from registry.training import open_registry
+from registry.models import open_registry
 from tests.integration.test_registry import SHORT_RECIPE, WEAK_RECIPE
 
 pytestmark = pytest.mark.integration

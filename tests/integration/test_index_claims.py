@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from components.analysis import pipeline as pipeline_module
-from components.analysis.index_build import build_analysis_index
+from components.analysis.index_build import build_index
 from components.analysis.pipeline import ReviewAnalysisPipeline
 from components.index.search import ReviewSearcher
 from components.index.store import load_index
@@ -37,9 +37,9 @@ class CountingEmbedder:
 
 
 def _build(settings: Settings, reviews: pd.DataFrame, embedder, vectors=None, sha="a" * 64):
-    return build_analysis_index(
-        reviews, sha, embedder, VaderSentimentScorer(), ExtractiveSummarizer(embedder),
-        settings, settings.paths.index_root, progress=False, vectors=vectors,
+    return build_index(
+        reviews, sha, embedder, settings, vectors=vectors, sentiment=VaderSentimentScorer(),
+        summarizer=ExtractiveSummarizer(embedder), progress=False,
     )  # fmt: skip
 
 

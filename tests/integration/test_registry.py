@@ -15,8 +15,8 @@ import torch
 from components.settings import Settings
 from components.validation import DataValidationError
 from components.vision.fer_data import load_fer
-from registry.models import RegistryError
-from registry.training import open_registry, train_and_register
+from registry.models import RegistryError, open_registry
+from registry.training import train_and_register
 from tests.integration.test_cli import run_cli
 from tests.servers import mlflow_server
 
@@ -237,9 +237,8 @@ def test_the_model_loads_without_emoreview_and_wrong_weights_are_refused(
     import subprocess
     import sys
 
-    from benchmarks.models import save_classifier
-    from benchmarks.workspace import register_champion
     from registry.tracking import run_link
+    from tests.random_models import register_champion, save_classifier
 
     settings = _settings(tmp_path / "ws", server, WEAK_RECIPE, "portable")
     version = register_champion(settings, save_classifier(tmp_path / "w.pt", seed=3))

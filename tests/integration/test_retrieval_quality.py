@@ -21,7 +21,7 @@ def searcher(built_index, minilm) -> ReviewSearcher:
 def test_emotion_answers_carry_that_emotion_and_are_distinct(
     searcher: ReviewSearcher, emotion: str
 ) -> None:
-    hits = searcher.search_emotion(emotion, k=4)
+    hits = searcher.search(emotion_query(emotion), emotion=emotion, k=4)
     assert len(hits) == 4
     assert {h.review["emotion"] for h in hits} == {emotion}
     assert len({h.text for h in hits}) == 4

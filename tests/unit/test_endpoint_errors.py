@@ -44,3 +44,26 @@ def test_a_bug_is_a_500_with_a_generic_message_and_a_logged_traceback(
     assert response.status == 500 and response.body == {"error": INTERNAL_ERROR, "code": 500}
     assert "not aligned" not in json.dumps(response.body)
     assert caplog.records and caplog.records[-1].exc_info is not None
+
+
+def test_any_error_of_the_family_is_a_4xx_with_its_own_status() -> None:
+    from components.errors import EmoreviewError
+    from components.index.store import IndexNotFoundError
+    from components.vision.faces import ImageInputError
+
+    class Gone(EmoreviewError):
+        http_status = 410
+
+    assert _ask(IndexNotFoundError("no index under /x")).status == 400
+    assert _ask(Gone("that version went")).body == {"error": "that version went", "code": 410}
+    too_large = _ask(ImageInputError("too_large", "the image is over 25 MP"))
+    assert too_large.status == 413 and "too_large" in too_large.body["error"]
+
+
+def test_an_error_of_the_family_that_is_not_the_users_is_a_500() -> None:
+    from components.errors import EmoreviewError
+
+    class Internal(EmoreviewError):
+        user_error = False
+
+    assert _ask(Internal("the stored answers disagree")).status == 500

@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from components.index.build import (
-    assemble_review_index,
-    build_review_index,
-    publish_review_index,
-)
+from components.index.build import assemble_review_index
 from components.index.search import ReviewSearcher, mmr_select
 from components.index.store import (
     IndexBusyError,
     IndexCorruptError,
+    IndexManifest,
     IndexMismatchError,
     IndexNotFoundError,
     IndexVersionGoneError,
     StaleIndexBuildError,
+    StoredIndex,
     current_version,
     list_versions,
     load_index,
+    write_index_version,
 )
 from components.settings import IndexSettings, RetrievalSettings
 
@@ -44,6 +43,32 @@ class BagOfWordsEmbedder:
                 out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension] += 1.0
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
+
+
+def publish_review_index(
+    stored: StoredIndex,
+    root: Path,
+    settings: IndexSettings,
+    extra_files: dict[str, Callable[[Path], None]] | None = None,
+) -> IndexManifest:
+    return write_index_version(
+        root, stored.index, stored.metadata, stored.manifest, extra_files=extra_files,
+        keep_versions=settings.keep_versions, lock_timeout_s=settings.lock_timeout_s,
+    )  # fmt: skip
+
+
+def build_review_index(
+    reviews: pd.DataFrame,
+    sha: str,
+    embedder: BagOfWordsEmbedder,
+    settings: IndexSettings,
+    root: Path,
+    extra_files: dict[str, Callable[[Path], None]] | None = None,
+    progress: bool = False,
+) -> IndexManifest:
+    """The store's part of a build (the analysis build adds sentiments and answers)."""
+    stored = assemble_review_index(reviews, sha, embedder, settings, progress=progress)
+    return publish_review_index(stored, root, settings, extra_files)
 
 
 @pytest.fixture

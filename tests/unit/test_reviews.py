@@ -8,9 +8,10 @@ import pytest
 
 from components.emotions import EMOTIONS
 from components.hashing import file_sha256
-from components.reviews.generate import generate_reviews, normalize_text
+from components.reviews.generate import generate_reviews
 from components.reviews.ingest import ColumnMapping, IngestError, ingest_reviews
 from components.reviews.schema import REVIEW_COLUMNS, read_reviews, write_reviews
+from components.text import normalize_text
 
 
 def test_generator_counts_and_schema(reviews_700: pd.DataFrame) -> None:

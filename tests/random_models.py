@@ -1,4 +1,5 @@
-"""Models with the real architectures, randomly initialised and saved like hub checkpoints.
+"""Models with the real architectures, randomly initialised and saved like hub checkpoints,
+for the tests and the benchmarks (which reuse them); and registering one as champion.
 
 Cost depends on architecture, not on weight values, so when the real weights are absent
 (no downloads here) the benchmarks measure: a T5 built from google/flan-t5-base's
@@ -11,7 +12,10 @@ tokenizer is all-MiniLM-L6-v2's (shipped offline).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from components.settings import Settings
 
 Size = Literal["base", "tiny"]
 SENTIMENT_LABELS = {0: "negative", 1: "neutral", 2: "positive"}
@@ -104,3 +108,22 @@ def save_classifier(path: Path, seed: int = 0) -> Path:
         torch.manual_seed(seed)
         save_weights(EmotionResNet(), path)
     return path
+
+
+def register_champion(settings: Settings, weights: Path, seed_note: str = "benchmark") -> str:
+    """Register ``weights`` as a new version of the classifier and make it champion."""
+    import mlflow
+
+    from registry.models import open_registry
+    from registry.tracking import ensure_experiment
+
+    registry = open_registry(settings)
+    experiment = ensure_experiment(registry.client, settings, settings.registry.experiment)
+    with mlflow.start_run(experiment_id=experiment):
+        version = registry.log_and_register(
+            weights, {"validation_status": "passed", "dataset": seed_note, "test_macro_f1": "0"}
+        )
+    registry.make_champion(
+        version, {"promotion_decision": "promoted", "promotion_reason": seed_note}
+    )
+    return version

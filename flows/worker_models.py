@@ -1,6 +1,7 @@
-"""Per-process state of task workers (threads or Dask processes): models loaded once.
+"""A per-process model cache for task workers (threads or Dask processes): each model is
+loaded once per process.
 
-Tasks reach it through the module (``workers.embedder(...)``), so pickling a task for a
+Tasks reach it through the module (``worker_models.embedder(...)``), so pickling a task for a
 Dask worker never drags a loaded model along with it.
 """
 

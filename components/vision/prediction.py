@@ -1,0 +1,46 @@
+"""What the classifier says about an image: one description of a face, used by the predictor,
+the answer (``Answer.face``) and every surface that shows them. Light: pydantic only."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FacePrediction(BaseModel):
+    """One face: its emotion with all 7 probabilities, and where it is in the image."""
+
+    model_config = ConfigDict(frozen=True)
+
+    emotion: str
+    confidence: float
+    probabilities: dict[str, float]
+    box: dict[str, int] = Field(description="x, y, width, height in the uploaded image's pixels")
+    face_detected: bool = Field(description="False: no face found, the whole image was used")
+
+
+class ImagePrediction(BaseModel):
+    """Every classified face of one image, largest first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    faces: list[FacePrediction] = Field(default_factory=list)
+    faces_found: int = 0  # before the ``vision.max_faces`` cap
+
+    @property
+    def primary(self) -> FacePrediction:
+        """The largest face (or the whole image when no face was found)."""
+        return self.faces[0]
+
+    @property
+    def note(self) -> str | None:
+        if self.faces and not self.faces[0].face_detected:
+            return "no face detected: the whole image was classified"
+        if self.faces_found > len(self.faces):
+            return (
+                f"{self.faces_found} faces found: the {len(self.faces)} largest were classified "
+                "(vision.max_faces)"
+            )
+        return None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"faces": [face.model_dump() for face in self.faces], "note": self.note}
