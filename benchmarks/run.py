@@ -61,6 +61,24 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
          serving["cold_start_s"]["serve_start_to_first_answer"], "< 30",
          serving["cold_start_s"]["serve_start_to_first_answer"] < 30),
     ]  # fmt: skip
+    if "themes" in r:
+        q = r["themes"]["quality"]["both (default)"]
+        rows.append(
+            (
+                "themes purity vs the generator's reasons (700 reviews)",
+                q["purity"],
+                ">= 0.8",
+                q["purity"] >= 0.8,
+            )
+        )
+        rows.append(
+            (
+                "emotions whose summary names 2 of their 3 most common aspects",
+                q["summaries_naming_2_of_top_3_aspects"],
+                "7 of 7",
+                q["summaries_naming_2_of_top_3_aspects"] == 7,
+            )
+        )
     if hnsw_1m:
         h = hnsw_1m[0]
         rows.append(("1M HNSW search p50 (ms)", h["p50_ms"], "<= 1", h["p50_ms"] <= 1))
@@ -183,7 +201,30 @@ def markdown(r: dict[str, Any]) -> str:
         ]
     if "baseline" in r:
         lines += ["", baseline_table(r["baseline"])]
+    if "themes" in r:
+        lines += ["", themes_table(r["themes"])]
     return "\n".join(lines) + "\n"
+
+
+def themes_table(t: dict[str, Any]) -> str:
+    rows = [
+        "| themes grouped on | purity (synthetic) | min | ARI | summaries naming 2 of top 3 "
+        "aspects | shop export purity | s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, q in t["quality"].items():
+        shop = ", ".join(f"{e} {v:.2f}" for e, v in q["shop_purity"].items())
+        rows.append(
+            f"| {name} | {q['purity']:.3f} | {q['min_purity']:.2f} | {q['adjusted_rand']:.2f} | "
+            f"{q['summaries_naming_2_of_top_3_aspects']} of 7 | {shop} | {q['seconds']:.1f} |"
+        )
+    s = t["scale"]
+    rows += [
+        "",
+        f"Themes for {s['reviews']:,} reviews: {s['seconds']:.0f} s ({s['themes']} themes; "
+        f"fitted on {s['fit_sample_per_emotion']:,} reviews per emotion, the rest assigned).",
+    ]
+    return "\n".join(rows)
 
 
 def baseline_table(b: dict[str, Any]) -> str:
@@ -227,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_index,
         bench_limits,
         bench_serving,
+        bench_themes,
         bench_training,
     )
     from benchmarks.workspace import prepare
@@ -246,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, step in (
         ("training", lambda: bench_training.run(args.smoke)),
         ("index", lambda: bench_index.run(args.smoke)),
+        ("themes", lambda: bench_themes.run(args.smoke)),
         ("chain", lambda: bench_chain.run(workspace, int8_workspace, args.smoke)),
         ("serving", lambda: bench_serving.run(int8_workspace, args.smoke)),
         ("limits", lambda: bench_limits.run(args.smoke)),

@@ -36,7 +36,12 @@ class ReviewSettings(_Section):
     per_emotion: int = Field(100, ge=1, le=100_000, description="Synthetic reviews per emotion.")
     seed: int = Field(13, description="Seed of the synthetic review generator.")
     min_per_emotion: int = Field(
-        20, ge=0, description="Validation: minimum number of reviews for each emotion."
+        20,
+        ge=0,
+        description=(
+            "Validation: an emotion with fewer reviews is reported as a coverage warning "
+            "(real review sets are uneven; it never fails the suite)."
+        ),
     )
     min_text_chars: int = Field(10, ge=1, description="Validation: shortest accepted review text.")
     max_text_chars: int = Field(5000, ge=1, description="Validation: longest accepted review text.")
@@ -75,6 +80,33 @@ class RetrievalSettings(_Section):
     mmr_lambda: float = Field(
         0.7, ge=0.0, le=1.0, description="MMR trade-off: 1 = pure relevance, 0 = pure diversity."
     )
+
+
+class ThemeSettings(_Section):
+    """Themes: why customers feel each emotion, found over all of its reviews at index build
+    (clusters of the reviews, labelled by class-based TF-IDF)."""
+
+    max_themes: int = Field(12, ge=1, le=50, description="Most themes per emotion.")
+    min_theme_size: int = Field(
+        3, ge=2, description="Fewest reviews in a theme (smaller groups are not themes)."
+    )
+    text_weight: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Weight of the reviews' words (TF-IDF) against their index vectors when grouping; "
+            "measured best on the synthetic reviews' known reasons (benchmarks/bench_themes.py)."
+        ),
+    )
+    fit_sample: int = Field(
+        2000,
+        ge=50,
+        description="Reviews per emotion the clustering is fitted on; the rest are assigned.",
+    )
+    quotes: int = Field(3, ge=1, le=10, description="Representative reviews kept per theme.")
+    per_answer: int = Field(3, ge=1, le=20, description="Themes named in an answer's summary.")
+    seed: int = Field(0, description="Seed of the clustering.")
 
 
 class VisionSettings(_Section):
@@ -289,6 +321,7 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    themes: ThemeSettings = Field(default_factory=ThemeSettings)
     vision: VisionSettings = Field(default_factory=VisionSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     nlp: NlpSettings = Field(default_factory=NlpSettings)

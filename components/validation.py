@@ -53,6 +53,10 @@ class ValidationReport(BaseModel):
     evaluated: int
     successful: int
     failures: list[FailedExpectation] = Field(default_factory=list)
+    warnings: list[FailedExpectation] = Field(
+        default_factory=list,
+        description="Expectations of severity 'warning' that did not hold: reported, never failing",
+    )
     statistics: dict[str, Any] = Field(default_factory=dict)
     data_docs: str | None = None
 
@@ -154,6 +158,7 @@ def _to_report(
     docs_index: str | None,
 ) -> ValidationReport:
     failures: list[FailedExpectation] = []
+    warnings: list[FailedExpectation] = []
     for item in result.results:
         if item.success:
             continue
@@ -166,7 +171,8 @@ def _to_report(
         examples = outcome.get("partial_unexpected_list") or []
         if not examples and "observed_value" in outcome:
             examples = [outcome["observed_value"]]
-        failures.append(
+        severity = str(getattr(getattr(config, "severity", None), "value", "critical"))
+        (warnings if severity != "critical" else failures).append(
             FailedExpectation(
                 expectation=config.type,
                 column=config.kwargs.get("column"),
@@ -180,14 +186,17 @@ def _to_report(
     stats = result.statistics
     report = ValidationReport(
         suite=suite_name,
-        passed=bool(result.success),
+        passed=not failures,
         row_count=len(frame),
         evaluated=int(stats.get("evaluated_expectations", 0)),
         successful=int(stats.get("successful_expectations", 0)),
         failures=failures,
+        warnings=warnings,
         statistics=statistics,
         data_docs=docs_index,
     )
+    for warning in warnings:
+        log.warning("%s validation warning: %s", suite_name, warning.describe())
     log.info(
         "%s validation %s: %d/%d expectations hold on %d rows",
         suite_name,

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.tasks import exponential_backoff
 
 from components.hashing import file_sha256
@@ -193,15 +194,24 @@ def build_index(
         progress=False,
         vectors=read_shards(shards),
     )
+    create_markdown_artifact(
+        key="review-themes",
+        markdown=index_build.version_themes_markdown(settings.paths.index_root, manifest.version),
+        description="Why customers feel each emotion: themes over all its reviews",
+    )
     return manifest.model_dump(mode="json")
 
 
 @task(name="log index build", retry_delay_seconds=exponential_backoff(2))
 def log_index(settings: Settings, manifest: dict[str, Any], reviews_path: str) -> str:
+    from components.analysis.index_build import version_themes_markdown
     from components.index.store import IndexManifest
     from registry.tracking import log_index_build
 
-    return log_index_build(settings, IndexManifest.model_validate(manifest), Path(reviews_path))
+    themes = version_themes_markdown(settings.paths.index_root, manifest["version"])
+    return log_index_build(
+        settings, IndexManifest.model_validate(manifest), Path(reviews_path), themes
+    )
 
 
 def current_index_sha(settings: Settings) -> str | None:

@@ -100,9 +100,13 @@ def settings_params(settings: Settings) -> dict[str, str]:
 
 
 def log_index_build(
-    settings: Settings, manifest: IndexManifest, reviews_path: Path | None = None
+    settings: Settings,
+    manifest: IndexManifest,
+    reviews_path: Path | None = None,
+    themes_markdown: str | None = None,
 ) -> str:
-    """Record an index build in the ``indexes`` experiment; returns the run id."""
+    """Record an index build in the ``indexes`` experiment (with its themes as
+    ``themes.md`` when given); returns the run id."""
     client = connect(settings)
     experiment_id = ensure_experiment(client, settings, settings.registry.index_experiment)
     with mlflow.start_run(experiment_id=experiment_id, run_name=manifest.version) as run:
@@ -129,4 +133,6 @@ def log_index_build(
             }
         )
         mlflow.log_dict(manifest.model_dump(mode="json"), "manifest.json")
+        if themes_markdown is not None:
+            mlflow.log_text(themes_markdown, "themes.md")
     return run.info.run_id

@@ -27,6 +27,26 @@ class ReviewEvidence(BaseModel):
     aspect: str | None = None
 
 
+class ThemeQuote(BaseModel):
+    review_id: str
+    text: str
+
+
+class Theme(BaseModel):
+    """One reason customers give for an emotion, found over all of that emotion's reviews."""
+
+    emotion: str
+    label: str = Field(description="What the theme is about (aspect, or distinctive words)")
+    keywords: list[str] = Field(description="Its most distinctive words and phrases (c-TF-IDF)")
+    aspect: str | None = Field(None, description="The reviews' aspect when most of them share one")
+    reviews: int = Field(description="How many of the emotion's reviews are in the theme")
+    share: float = Field(description="That number as a share of the emotion's reviews (0-1)")
+    mean_sentiment: float | None = Field(
+        None, description="Mean sentiment, -1 (negative) to 1 (positive)"
+    )
+    quotes: list[ThemeQuote] = Field(description="Reviews closest to the theme's centre")
+
+
 class Answer(BaseModel):
     """Why customers felt an emotion: summary, evidence, and every version involved."""
 
@@ -40,6 +60,9 @@ class Answer(BaseModel):
     summarizer: str = Field(description="Which summarizer wrote the summary (method:model)")
     sentiment_method: str = Field(description="Which scorer gave the sentiments (method:model)")
     reviews: list[ReviewEvidence]
+    themes: list[Theme] = Field(
+        default_factory=list, description="Why, over all the emotion's reviews: largest first"
+    )
     index_version: str
     models: dict[str, str] = Field(
         default_factory=dict, description="embedder, summarizer, sentiment, classifier ids"
@@ -58,6 +81,17 @@ class Answer(BaseModel):
         elif self.emotion:
             lines.append(f"Emotion: {self.emotion}")
         lines += [f"Question: {self.query}", f"Summary ({self.summarizer}): {self.summary}", ""]
+        if self.themes:
+            lines.append("Themes (share of the emotion's reviews, mean sentiment):")
+            for theme in self.themes:
+                mood = "" if theme.mean_sentiment is None else f", {theme.mean_sentiment:+.2f}"
+                lines.append(
+                    f"  {theme.share:4.0%}  {theme.label} [{theme.emotion}] "
+                    f"({theme.reviews} reviews{mood}): {', '.join(theme.keywords[:3])}"
+                )
+                if theme.quotes:
+                    lines.append(f'        "{theme.quotes[0].text}"')
+            lines.append("")
         for n, review in enumerate(self.reviews, start=1):
             lines.append(
                 f"{n}. [{review.emotion}] {review.sentiment.label} "

@@ -1,8 +1,11 @@
 """The LangChain LCEL chain: retriever -> prompt -> summarizer -> typed answer.
 
-Input: ``{"query": str, "emotion": str | None, "k": int | None}``. Every review's sentiment
-comes from the index metadata (computed once at build time); only reviews of an index
-built without sentiments are scored here, all in one batch.
+Input: ``{"query": str, "emotion": str | None, "k": int | None, "themes": list[Theme]}``
+(``themes`` optional). With themes, the summary says the why from them: composed from their
+shares and quotes offline, or a flan-t5 prompt built from them instead of the raw reviews.
+An emotion without reviews gets an answer that says so. Every review's sentiment comes from
+the index metadata (computed once at build time); only reviews of an index built without
+sentiments are scored here, all in one batch.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from langchain_core.prompts import PromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from components.analysis.answer import Answer, ReviewEvidence, SentimentOut
+from components.analysis.theme_summary import summarize_themes, themes_prompt
 from components.emotions import normalize_emotion
 from components.index.retriever import ReviewRetriever
 from components.index.search import ReviewSearcher
@@ -35,7 +39,10 @@ def chain_models(searcher: ReviewSearcher, summarizer: Summarizer, sentiment: Se
 
 
 def build_answer_chain(
-    searcher: ReviewSearcher, summarizer: Summarizer, sentiment: SentimentScorer
+    searcher: ReviewSearcher,
+    summarizer: Summarizer,
+    sentiment: SentimentScorer,
+    summary_reasons: int = 3,
 ) -> Runnable[dict[str, Any], Answer]:
     prompt = PromptTemplate.from_template(PROMPT_TEMPLATE)
     models = chain_models(searcher, summarizer, sentiment)
@@ -64,6 +71,20 @@ def build_answer_chain(
         )
 
     def summarize(inputs: dict[str, Any]) -> str:
+        emotion, themes = inputs["prompt_emotion"], inputs.get("themes") or []
+        if not inputs["documents"] and inputs.get("emotion"):
+            return f"No reviews from customers who felt {emotion} yet."
+        if themes and not summarizer.abstractive:
+            return summarize_themes(emotion, themes, summary_reasons)
+        if themes:
+            return summarizer.summarize(
+                SummaryRequest(
+                    emotion=emotion,
+                    question=inputs["query"],
+                    reviews=[q.text for theme in themes for q in theme.quotes[:1]],
+                    prompt=themes_prompt(emotion, inputs["query"], themes[:summary_reasons]),
+                )
+            )
         request = SummaryRequest(
             emotion=inputs["prompt_emotion"],
             question=inputs["query"],
@@ -87,6 +108,7 @@ def build_answer_chain(
             summarizer=summarizer.model_id,
             sentiment_method=sentiment.model_id,
             reviews=evidence,
+            themes=list(inputs.get("themes") or []),
             index_version=searcher.index_version,
             models=dict(models),
         )

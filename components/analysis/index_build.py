@@ -1,14 +1,17 @@
-"""An index version ready for answering: review sentiments and the 7 emotion answers.
+"""An index version ready for answering: review sentiments, themes and the 7 emotion answers.
 
 Reviews do not change after a build, so their sentiment is computed here once (stored as
-``sentiment_label`` / ``sentiment_score`` columns of the index metadata), and so is the
-answer for each of the 7 emotions (``emotion_answers.json`` in the version folder). The
-whole version is published atomically: a failure leaves the previous one current.
+``sentiment_label`` / ``sentiment_score`` columns of the index metadata), and so are each
+emotion's themes over all its reviews (``themes.json``) and the answer for each of the 7
+emotions (``emotion_answers.json``). The whole version is published atomically: a failure
+leaves the previous one current.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,8 @@ from components.analysis.chain import (
     build_answer_chain,
     chain_models,
 )
+from components.analysis.theme_summary import themes_markdown
+from components.analysis.themes import EmotionThemes, find_themes
 from components.emotions import EMOTIONS, emotion_query
 from components.errors import EmoreviewError
 from components.files import write_text_atomic
@@ -35,6 +40,9 @@ from components.progress import Progress
 from components.settings import Settings
 
 EMOTION_ANSWERS_FILE = "emotion_answers.json"
+THEMES_FILE = "themes.json"
+
+log = logging.getLogger(__name__)
 
 
 class UnlabeledReviewsError(EmoreviewError, ValueError):
@@ -62,7 +70,7 @@ def score_review_sentiments(
     return out
 
 
-ANSWER_SETTINGS = ("embedder", "retrieval", "nlp")
+ANSWER_SETTINGS = ("embedder", "retrieval", "nlp", "themes")
 
 
 def answers_key(index_version: str, models: dict[str, str], settings: Settings) -> dict[str, Any]:
@@ -76,15 +84,39 @@ def answers_key(index_version: str, models: dict[str, str], settings: Settings) 
     }
 
 
-def compute_emotion_answers(
-    searcher: ReviewSearcher, summarizer: Summarizer, sentiment: SentimentScorer
-) -> dict[str, Answer]:
-    """The answer for each of the 7 emotions, with the original system's query."""
-    chain = build_answer_chain(searcher, summarizer, sentiment)
+def themes_key(
+    searcher: ReviewSearcher, sentiment: SentimentScorer, settings: Settings
+) -> dict[str, Any]:
+    """What themes depend on: the index version (its reviews and vectors), the embedder,
+    the sentiment scorer (their mean sentiment) and the ``themes`` settings."""
     return {
-        emotion: chain.invoke({"query": emotion_query(emotion), "emotion": emotion, "k": None})
+        "index_version": searcher.index_version,
+        "embedder": searcher.embedder.model_id,
+        "sentiment": sentiment.model_id,
+        "themes": settings.themes.model_dump(mode="json"),
+    }
+
+
+def compute_emotion_answers(
+    searcher: ReviewSearcher,
+    summarizer: Summarizer,
+    sentiment: SentimentScorer,
+    themes: dict[str, EmotionThemes] | None = None,
+    summary_reasons: int = 3,
+) -> dict[str, Answer]:
+    """The answer for each of the 7 emotions, with the original system's query and the
+    emotion's themes (an emotion without reviews gets an answer that says so)."""
+    chain = build_answer_chain(searcher, summarizer, sentiment, summary_reasons)
+    return {
+        emotion: chain.invoke(
+            {
+                "query": emotion_query(emotion),
+                "emotion": emotion,
+                "k": None,
+                "themes": themes[emotion].themes if themes and emotion in themes else [],
+            }
+        )
         for emotion in EMOTIONS
-        if searcher.emotion_size(emotion) > 0
     }
 
 
@@ -95,6 +127,28 @@ def read_emotion_answers(stored: StoredIndex) -> tuple[dict[str, Any], dict[str,
     document = json.loads((stored.directory / EMOTION_ANSWERS_FILE).read_text(encoding="utf-8"))
     answers = {e: Answer.model_validate(a) for e, a in document["answers"].items()}
     return document["key"], answers
+
+
+def read_themes(stored: StoredIndex) -> tuple[dict[str, Any], dict[str, EmotionThemes]]:
+    """(key, themes per emotion) stored with a version; empty when it has none."""
+    if stored.directory is None:
+        return {}, {}
+    return read_version_themes(stored.directory)
+
+
+def read_version_themes(folder: Path) -> tuple[dict[str, Any], dict[str, EmotionThemes]]:
+    """(key, themes per emotion) of the index version in ``folder``; empty without any."""
+    if not (folder / THEMES_FILE).is_file():
+        return {}, {}
+    document = json.loads((folder / THEMES_FILE).read_text(encoding="utf-8"))
+    themes = {e: EmotionThemes.from_json(t) for e, t in document["themes"].items()}
+    return document["key"], themes
+
+
+def version_themes_markdown(root: Path, version: str) -> str:
+    """The themes of index ``version`` under ``root``, as markdown for people."""
+    _, themes = read_version_themes(root / "versions" / version)
+    return themes_markdown(version, themes)
 
 
 def build_index(
@@ -135,16 +189,34 @@ def build_index(
     )
     searcher = ReviewSearcher(stored, embedder, settings.retrieval)
     models = chain_models(searcher, summarizer, sentiment)
-    document = {
-        "key": answers_key(stored.version, models, settings),
-        "answers": {
-            emotion: answer.model_dump(mode="json")
-            for emotion, answer in compute_emotion_answers(searcher, summarizer, sentiment).items()
-        },
+    key = answers_key(stored.version, models, settings)
+    started = time.perf_counter()
+    themes = find_themes(
+        scored, stored.index.reconstruct_n(0, stored.index.ntotal), settings.themes
+    )
+    log.info(
+        "themes: %d over %d emotions in %.1f s",
+        sum(len(found.themes) for found in themes.values()),
+        sum(1 for found in themes.values() if found.themes),
+        time.perf_counter() - started,
+    )
+    answers = compute_emotion_answers(
+        searcher, summarizer, sentiment, themes, settings.themes.per_answer
+    )
+    answers_document = {
+        "key": key,
+        "answers": {emotion: answer.model_dump(mode="json") for emotion, answer in answers.items()},
+    }
+    themes_document = {
+        "key": themes_key(searcher, sentiment, settings),
+        "themes": {e: t.to_json() for e, t in themes.items()},
     }
 
     def write_answers(path: Path) -> None:
-        write_text_atomic(path, json.dumps(document, indent=2))
+        write_text_atomic(path, json.dumps(answers_document, indent=2))
+
+    def write_themes(path: Path) -> None:
+        write_text_atomic(path, json.dumps(themes_document))
 
     extras = {"sentiment": sentiment.model_id, "summarizer": summarizer.model_id}
     manifest = stored.manifest.model_copy(update={"extras": extras})
@@ -153,7 +225,7 @@ def build_index(
         stored.index,
         stored.metadata,
         manifest,
-        extra_files={EMOTION_ANSWERS_FILE: write_answers},
+        extra_files={EMOTION_ANSWERS_FILE: write_answers, THEMES_FILE: write_themes},
         keep_versions=settings.index.keep_versions,
         lock_timeout_s=settings.index.lock_timeout_s,
     )

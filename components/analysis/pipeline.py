@@ -27,9 +27,16 @@ from typing import Any
 
 from cachetools import LRUCache
 
-from components.analysis.answer import Answer
+from components.analysis.answer import Answer, Theme
 from components.analysis.chain import build_answer_chain, chain_models
-from components.analysis.index_build import answers_key, read_emotion_answers
+from components.analysis.index_build import (
+    answers_key,
+    read_emotion_answers,
+    read_themes,
+    themes_key,
+)
+from components.analysis.theme_summary import matching_themes
+from components.analysis.themes import EmotionThemes
 from components.emotions import EMOTIONS, emotion_query, normalize_emotion
 from components.hashing import json_sha256
 from components.index.embedder import Embedder, SentenceTransformerEmbedder
@@ -81,6 +88,7 @@ class IndexState:
     models: dict[str, str]
     answers_digest: str  # sha256 of the answers key: index version, models, settings
     precomputed: dict[str, Answer]
+    themes: dict[str, EmotionThemes]
 
     @property
     def index_version(self) -> str:
@@ -157,14 +165,21 @@ class ReviewAnalysisPipeline:
                 searcher.index_version,
             )
             answers = {}
+        stored_themes_key, themes = read_themes(searcher.stored)
+        if themes and stored_themes_key != themes_key(searcher, self.sentiment, self.settings):
+            log.info("index %s holds themes made with other settings", searcher.index_version)
+            themes = {}
         if isinstance(self.summarizer, DeferredFlanT5Summarizer) and set(answers) != set(EMOTIONS):
             self.summarizer.load()  # answers will be generated: fail now, not mid-request
         self._state = IndexState(
             searcher=searcher,
-            chain=build_answer_chain(searcher, self.summarizer, self.sentiment),
+            chain=build_answer_chain(
+                searcher, self.summarizer, self.sentiment, self.settings.themes.per_answer
+            ),
             models=models,
             answers_digest=json_sha256(expected),
             precomputed=answers,
+            themes=themes,
         )
 
     @property
@@ -188,7 +203,8 @@ class ReviewAnalysisPipeline:
         stored = state.precomputed.get(name)
         if stored is not None:
             return stored.model_copy(update={"source": "precomputed", "models": state.models})
-        return self._answer(state, emotion_query(name), name, None)
+        found = state.themes.get(name)
+        return self._answer(state, emotion_query(name), name, None, found.themes if found else [])
 
     def from_text(self, query: str, emotion: str | None = None, k: int | None = None) -> Answer:
         if not query or not query.strip():
@@ -196,9 +212,23 @@ class ReviewAnalysisPipeline:
         name = normalize_emotion(emotion) if emotion else None
         if k is not None and not 1 <= k <= 100:
             raise ValueError(f"k must be between 1 and 100, got {k}")
-        return self._answer(self._state, query, name, k)
+        state = self._state
+        themes: list[Theme] = []
+        if state.themes:
+            vector = state.searcher.embedder.encode([query])[0]
+            themes = matching_themes(
+                vector, query, state.themes, name, self.settings.themes.per_answer
+            )
+        return self._answer(state, query, name, k, themes)
 
-    def _answer(self, state: IndexState, query: str, emotion: str | None, k: int | None) -> Answer:
+    def _answer(
+        self,
+        state: IndexState,
+        query: str,
+        emotion: str | None,
+        k: int | None,
+        themes: list[Theme],
+    ) -> Answer:
         """The chain's answer from ``state`` (one index version throughout), LRU-cached
         under that version's digest."""
         key = (
@@ -210,7 +240,7 @@ class ReviewAnalysisPipeline:
         cached = self.cache.get(key)
         if cached is not None:
             return cached.model_copy(update={"source": "cache"})
-        answer = state.chain.invoke({"query": query, "emotion": emotion, "k": k})
+        answer = state.chain.invoke({"query": query, "emotion": emotion, "k": k, "themes": themes})
         answer = answer.model_copy(update={"models": state.models})
         self.cache.put(key, answer)
         return answer

@@ -54,6 +54,7 @@ class SummaryRequest:
 class Summarizer(Protocol):
     method: str
     model_id: str
+    abstractive: bool  # writes new text (flan-t5) rather than picking sentences
 
     def clip(self, text: str) -> str:
         """A review as it may appear in the prompt (bounded length)."""
@@ -69,6 +70,7 @@ def quantized(settings: NlpSettings) -> bool:
 
 class FlanT5Summarizer:
     method = "flan-t5"
+    abstractive = True
 
     def __init__(
         self, model: object, tokenizer: object, model_id: str, settings: NlpSettings
@@ -146,6 +148,7 @@ class DeferredFlanT5Summarizer:
     """
 
     method = FlanT5Summarizer.method
+    abstractive = True
 
     def __init__(self, source: str, settings: NlpSettings, local_only: bool = False) -> None:
         self.source = source
@@ -186,6 +189,7 @@ class ExtractiveSummarizer:
     """Central, diverse sentences of the reviews, chosen with the embedder."""
 
     method = "extractive"
+    abstractive = False
 
     def __init__(self, embedder: Embedder, sentences: int = 2, diversity: float = 0.5) -> None:
         self.embedder = embedder

@@ -33,7 +33,11 @@ def build(
 ) -> None:
     """Validate, score sentiment, embed, precompute the 7 emotion answers and publish a new
     index version atomically."""
-    from components.analysis.index_build import build_index
+    from components.analysis.index_build import (
+        build_index,
+        read_version_themes,
+        version_themes_markdown,
+    )
     from components.hashing import file_sha256
     from components.index.embedder import SentenceTransformerEmbedder
     from components.reviews.schema import read_reviews
@@ -51,7 +55,8 @@ def build(
     raise_for_failures(validate_reviews(frame, settings.reviews))
     embedder = SentenceTransformerEmbedder.from_settings(settings.embedder)
     manifest = build_index(frame, file_sha256(path), embedder, settings)
-    log_index_build(settings, manifest, path)
+    root = settings.paths.index_root
+    log_index_build(settings, manifest, path, version_themes_markdown(root, manifest.version))
     if as_json:
         emit_json(manifest.model_dump(mode="json"))
         return
@@ -63,7 +68,13 @@ def build(
         f"sentiment: {manifest.extras.get('sentiment')}, "
         f"emotion answers precomputed with {manifest.extras.get('summarizer')}"
     )
-    out.print(f"-> {settings.paths.index_root}")
+    _, themes = read_version_themes(root / "versions" / manifest.version)
+    table = Table("emotion", "themes", "largest themes (share of the emotion's reviews)")
+    for emotion, found in themes.items():
+        largest = ", ".join(f"{t.label} {t.share:.0%}" for t in found.themes[:3])
+        table.add_row(emotion, str(len(found.themes)), largest or "none (too few reviews)")
+    out.print(table)
+    out.print(f"-> {root}")
 
 
 @app.command("show")

@@ -121,6 +121,8 @@ def validate(
         )
         for failure in report.failures:
             out.print(f"  [red]x[/] {failure.describe()}", soft_wrap=True, highlight=False)
+        for warning in report.warnings:
+            out.print(f"  [yellow]![/] {warning.describe()}", soft_wrap=True, highlight=False)
         if report.data_docs:
             out.print(f"Data Docs: {report.data_docs}")
     if not report.passed:

@@ -203,6 +203,7 @@ def test_the_chain_runs_the_summarizer_in_the_callers_thread(pipeline) -> None:
     class RecordingSummarizer:
         def __init__(self, inner) -> None:
             self.inner, self.method, self.model_id = inner, inner.method, inner.model_id
+            self.abstractive = inner.abstractive
 
         def clip(self, text: str) -> str:
             return self.inner.clip(text)
@@ -278,6 +279,7 @@ def test_pipeline_with_flan_t5_and_roberta_checkpoints(
     answer = text_pipeline.for_emotion("happy")
     assert answer.summarizer.startswith("flan-t5:") and answer.source == "precomputed"
     assert answer.sentiment_method.startswith("roberta:")
+    assert answer.themes and answer.themes[0].mean_sentiment is not None  # roberta's scores
     # Deferred (the emotion_reviews worker): stored answers need no T5 weights in memory.
     deferred = ReviewAnalysisPipeline.load(settings, embedder=minilm, defer_summarizer=True)
     assert isinstance(deferred.summarizer, DeferredFlanT5Summarizer)

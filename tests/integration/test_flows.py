@@ -78,6 +78,17 @@ def test_reviews_flow_builds_the_index_and_caches_embeddings(prefect_api, tmp_pa
     assert {"sentiment_label", "sentiment_score"} <= set(stored.metadata.columns)
     assert (stored.directory / "emotion_answers.json").is_file()
     assert _task_states(state)["embed shard"] == ["Completed"] * 4  # 210 reviews / 60
+    # The themes are where a person running the flow looks: a Prefect markdown artifact.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["review-themes"]))
+        )
+    assert artifacts and artifacts[-1].type == "markdown"
+    assert f"index {result['index_version']}" in artifacts[-1].data
+    assert "## angry" in artifacts[-1].data and "| share |" in artifacts[-1].data
 
     unchanged = reviews_flow(settings=settings, return_state=True).result()
     assert not unchanged["changed"] and unchanged["index_version"] == result["index_version"]

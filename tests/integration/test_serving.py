@@ -97,6 +97,12 @@ def test_all_four_endpoints_answer(served, client) -> None:
     assert len(answer["reviews"]) == 4 and answer["summary"]
     assert {r["emotion"] for r in answer["reviews"]} == {answer["emotion"]}
     assert answer["source"] == "precomputed"
+    # The why, over all of the emotion's reviews: themes with their shares, and a summary
+    # that states them.
+    themes = answer["themes"]
+    assert themes and {t["emotion"] for t in themes} == {answer["emotion"]}
+    assert themes[0]["share"] >= themes[-1]["share"] > 0 and themes[0]["quotes"]
+    assert answer["summary"].startswith(f"Customers who feel {answer['emotion']} mostly mention")
     versions = answer["versions"]
     assert versions["model_version"] == "1" and versions["index_version"]
     assert versions["summarizer"].startswith("extractive:")
@@ -104,6 +110,7 @@ def test_all_four_endpoints_answer(served, client) -> None:
 
     reviews = client.reviews("the parcel arrived broken", emotion="sad", k=3)
     assert len(reviews["reviews"]) == 3 and reviews["emotion"] == "sad"
+    assert reviews["themes"] and {t["emotion"] for t in reviews["themes"]} == {"sad"}
     assert all(
         r["sentiment"]["label"] in ("negative", "neutral", "positive") for r in reviews["reviews"]
     )
@@ -192,6 +199,7 @@ def test_cli_predict_and_ask_through_the_server(served) -> None:
     assert (
         "Summary (extractive:" in predicted.stdout and "served model version 1" in predicted.stdout
     )
+    assert "Themes (share of the emotion's reviews" in predicted.stdout
     url = f"http://127.0.0.1:{settings.serving.inference_port}"
     asked = run_cli(
         settings.workspace,
