@@ -46,35 +46,22 @@ def content_key(*parts: Any) -> str:
 def publish_validation_table(key: str, report: ValidationReport) -> None:
     """A Great Expectations result as a Prefect table artifact (one row per failure or
     warning)."""
-    rows = (
-        [
-            {
-                "expectation": "all",
-                "column": "",
-                "result": "passed" if report.passed else "FAILED",
-                "detail": f"{report.successful}/{report.evaluated} expectations, "
-                f"{report.row_count} rows",
-            }
-        ]
-        + [
-            {
-                "expectation": f.expectation,
-                "column": f.column or "",
-                "result": "FAILED",
-                "detail": f.describe(),
-            }
-            for f in report.failures
-        ]
-        + [
-            {
-                "expectation": w.expectation,
-                "column": w.column or "",
-                "result": "warning",
-                "detail": w.describe(),
-            }
-            for w in report.warnings
-        ]
-    )
+    overall = {
+        "expectation": "all",
+        "column": "",
+        "result": "passed" if report.passed else "FAILED",
+        "detail": f"{report.successful}/{report.evaluated} expectations, {report.row_count} rows",
+    }
+    outcomes = [("FAILED", f) for f in report.failures] + [("warning", w) for w in report.warnings]
+    rows = [overall] + [
+        {
+            "expectation": item.expectation,
+            "column": item.column or "",
+            "result": result,
+            "detail": item.describe(),
+        }
+        for result, item in outcomes
+    ]
     create_table_artifact(
         key=key, table=rows, description=f"Great Expectations suite `{report.suite}`"
     )

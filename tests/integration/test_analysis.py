@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from components.analysis.index_build import build_index, compute_emotion_answers
+from components.analysis.index_build import build_index, compute_emotion_answers, read_themes
 from components.analysis.pipeline import ReviewAnalysisPipeline
 from components.emotions import EMOTIONS, emotion_query
 from components.index.search import ReviewSearcher
@@ -165,12 +165,16 @@ def test_answer_from_an_image_carries_every_field(pipeline) -> None:
 def test_precomputed_answers_equal_a_fresh_computation(pipeline, minilm) -> None:
     assert pipeline.precomputed_emotions == sorted(EMOTIONS)
     searcher = ReviewSearcher(pipeline.searcher.stored, minilm, pipeline.settings.retrieval)
-    fresh = compute_emotion_answers(searcher, ExtractiveSummarizer(minilm), VaderSentimentScorer())
+    _, themes = read_themes(pipeline.searcher.stored)
+    fresh = compute_emotion_answers(
+        searcher, ExtractiveSummarizer(minilm), VaderSentimentScorer(), themes
+    )
     for emotion in EMOTIONS:
         stored = pipeline.for_emotion(emotion)
         assert stored.source == "precomputed"
         expected = fresh[emotion]
         assert stored.summary == expected.summary
+        assert stored.themes == expected.themes and stored.themes
         assert [r.review_id for r in stored.reviews] == [r.review_id for r in expected.reviews]
         assert [r.sentiment for r in stored.reviews] == [r.sentiment for r in expected.reviews]
         assert [r.score for r in stored.reviews] == pytest.approx(
@@ -203,7 +207,7 @@ def test_the_chain_runs_the_summarizer_in_the_callers_thread(pipeline) -> None:
     class RecordingSummarizer:
         def __init__(self, inner) -> None:
             self.inner, self.method, self.model_id = inner, inner.method, inner.model_id
-            self.abstractive = inner.abstractive
+            self.abstractive = True  # a generator: what must stay on the caller's thread
 
         def clip(self, text: str) -> str:
             return self.inner.clip(text)
