@@ -12,11 +12,11 @@ synthetic generator's default 700 reviews and of a shop's export written differe
 - the review's vector from the index (no second embedding pass), with the mean vector of its
   product removed when the data names products. Raw all-MiniLM-L6-v2 vectors group the
   synthetic reviews by product and phrasing rather than by reason (purity 0.34); without the
-  product, 0.71. On the shop's own phrasings the vectors are what works (synonyms).
+  product, 0.71. On the shop's own phrasings the vectors carry the synonyms (0.62-1.0).
 - the review's words: TF-IDF (1-2 grams, English stop words, terms in at most 30 % of the
   emotion's reviews), reduced by truncated SVD. Alone: 0.98 on the synthetic reviews, but
-  0.5-0.8 on the shop's, whose reviews of one reason share few words.
-- both, the words at ``themes.text_weight`` 0.8: 0.997 synthetic, 0.92-1.0 on the shop's.
+  0.76-0.89 on the shop's, whose reviews of one reason share few words.
+- both, the words at ``themes.text_weight`` 0.8: 0.997 synthetic, 0.88-1.0 on the shop's.
 
 The number of themes is chosen by silhouette (2 to ``themes.max_themes``), fitted on at most
 ``themes.fit_sample`` reviews per emotion; the other reviews are assigned to the nearest
