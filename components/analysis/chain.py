@@ -71,9 +71,12 @@ def build_answer_chain(
         )
 
     def summarize(inputs: dict[str, Any]) -> str:
-        emotion, themes = inputs["prompt_emotion"], inputs.get("themes") or []
+        emotion = inputs["prompt_emotion"]
         if not inputs["documents"] and inputs.get("emotion"):
             return f"No reviews from customers who felt {emotion} yet."
+        # The summary speaks of one emotion's reviews: a question without an emotion may
+        # match themes of several; the summary states those of the emotion it is about.
+        themes = [t for t in inputs.get("themes") or [] if t.emotion == emotion]
         if themes and not summarizer.abstractive:
             return summarize_themes(emotion, themes, summary_reasons)
         if themes:
