@@ -1,7 +1,8 @@
 """Logging setup for the command line: readable lines on stderr, full lines in a file.
 
 Without a terminal (a log file, CI), progress is logged as one line per stage
-(:mod:`components.progress`) and the Hugging Face libraries draw no bars.
+(:mod:`components.progress`) and neither the Hugging Face libraries nor MLflow's artifact
+downloads draw bars.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def configure_logging(level: str, log_dir: Path | None = None) -> None:
 
     if not sys.stderr.isatty():
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
