@@ -16,7 +16,7 @@ from components.emotions import UnknownEmotionError, normalize_emotion
 
 def summarize_themes(emotion: str, themes: list[Theme], count: int) -> str:
     """The why, in one or two sentences: the ``count`` largest reasons with their shares
-    (themes about the same aspect counted together), then a quote of the largest."""
+    (themes about the same aspect counted together), then a quote from the largest reason."""
     if not themes:
         return f"No themes were found among the reviews from customers who felt {emotion}."
     reasons: dict[str, list[Theme]] = {}
