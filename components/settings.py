@@ -277,6 +277,24 @@ class ServingSettings(_Section):
     )
 
 
+class AppSettings(_Section):
+    """The Streamlit web app (`emoreview app`): where it listens, and how it calls the served
+    endpoints (their URL is ``serving.url``; the app loads no model itself)."""
+
+    host: str = Field(
+        "127.0.0.1", description="Address the app binds; see README before changing it."
+    )
+    port: int = Field(8501, ge=1, le=65535, description="Port the app listens on.")
+    key_file: Path | None = Field(
+        None,
+        description="TorchServe key_file.json the app and `predict` read the inference token from "
+        "[default: <workspace>/serving/key_file.json].",
+    )
+    timeout_s: float = Field(
+        60, gt=0, le=3600, description="How long the app waits for an endpoint's answer."
+    )
+
+
 class FlowSettings(_Section):
     """Prefect orchestration: task runner, retries, sharding, schedules."""
 
@@ -328,6 +346,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     flows: FlowSettings = Field(default_factory=FlowSettings)
+    app: AppSettings = Field(default_factory=AppSettings)
 
     @field_validator("workspace")
     @classmethod
@@ -430,6 +449,11 @@ class WorkspacePaths:
     def serving_dir(self) -> Path:
         """TorchServe's model store, runtime config, key file, logs and private TMPDIR."""
         return self.root / "serving"
+
+    @property
+    def app_dir(self) -> Path:
+        """The web app's settings file and its downloaded registry pictures."""
+        return self.root / "app"
 
     @property
     def models_dir(self) -> Path:

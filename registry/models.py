@@ -295,6 +295,19 @@ class ModelRegistry:
             shutil.rmtree(staging, ignore_errors=True)
         return file_sha256(weights)
 
+    def run_artifact(self, version: str, artifact: str, target_dir: Path) -> Path | None:
+        """One file the version's training run logged (e.g. ``confusion_matrix.png``),
+        downloaded into ``target_dir``; ``None`` when the run has no such file (an imported
+        version was never evaluated here)."""
+        run_id = self.record(version).run_id
+        if not run_id:
+            return None
+        names = {item.path for item in self.client.list_artifacts(run_id)}
+        if artifact not in names:
+            return None
+        target_dir.mkdir(parents=True, exist_ok=True)
+        return Path(self.client.download_artifacts(run_id, artifact, str(target_dir)))
+
     def fetch(self, reference: str, models_dir: Path) -> ClassifierSource:
         """Download a version (number or alias) and verify its weights' sha256."""
         version = reference if reference.isdigit() else self.alias_version(reference)

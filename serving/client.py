@@ -4,19 +4,43 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import requests
 
 from components.errors import EmoreviewError
 
+if TYPE_CHECKING:
+    from components.settings import Settings
+
+
+TOKEN_REFUSED = "Token Authorization failed"  # TorchServe's 400 for a wrong or expired key
+
+ClientProblem = Literal["unreachable", "no_token", "token_refused", "rejected", "server"]
+
 
 class ClientError(EmoreviewError, RuntimeError):
-    """The server answered with an error, or could not be reached."""
+    """The server answered with an error, or could not be reached.
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    ``problem`` says which, for surfaces that explain it to a person: ``unreachable`` (no
+    answer at the URL), ``no_token`` (no key file), ``token_refused`` (wrong or expired
+    key), ``rejected`` (a 4xx: the request itself was wrong) or ``server`` (a 5xx)."""
+
+    def __init__(
+        self, message: str, status: int | None = None, problem: ClientProblem | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.problem: ClientProblem = problem or (
+            "unreachable" if status is None else "rejected" if status < 500 else "server"
+        )
+
+
+FACES_HEADER = "X-Emoreview-Faces"  # read by serving.handler
+
+
+def _faces_header(all_faces: bool | None) -> dict[str, str]:
+    return {} if all_faces is None else {FACES_HEADER: "all" if all_faces else "largest"}
 
 
 class EmoreviewClient:
@@ -26,40 +50,69 @@ class EmoreviewClient:
         self.timeout = timeout
         self.session = requests.Session()
 
-    def _headers(self) -> dict[str, str]:
-        if self.key_file is None:
-            return {}
-        if not self.key_file.is_file():
-            raise ClientError(f"token file {self.key_file} not found: is the server running?")
-        key = json.loads(self.key_file.read_text(encoding="utf-8"))["inference"]["key"]
-        return {"Authorization": f"Bearer {key}"}
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        url: str | None = None,
+        key_file: Path | None = None,
+        timeout: float | None = None,
+    ) -> EmoreviewClient:
+        """A client of the served endpoints at ``serving.url`` (default: host and inference
+        port), with the token from ``app.key_file`` (default: the workspace's key file)."""
+        serving = settings.serving
+        target = url or serving.url or f"http://{serving.host}:{serving.inference_port}"
+        keys = key_file or settings.app.key_file or settings.paths.serving_dir / "key_file.json"
+        return cls(target, keys, timeout or serving.response_timeout_s)
+
+    def _token(self) -> str | None:
+        """The inference key from the key file; ``None`` when there is no key file."""
+        if self.key_file is None or not self.key_file.is_file():
+            return None
+        return json.loads(self.key_file.read_text(encoding="utf-8"))["inference"]["key"]
 
     def _post(self, model: str, **kwargs: Any) -> dict[str, Any]:
+        """POST to an endpoint. Without a key file the request still goes out (without a
+        token), so a stopped server reads as ``unreachable`` and a running one as
+        ``no_token``."""
+        token = self._token()
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             response = self.session.post(
                 f"{self.url}/predictions/{model}",
-                headers={**self._headers(), **kwargs.pop("headers", {})},
+                headers={**auth, **kwargs.pop("headers", {})},
                 timeout=self.timeout,
                 **kwargs,
             )
         except requests.RequestException as error:
             raise ClientError(f"cannot reach {self.url}: {error}") from error
+        if self.key_file is not None and token is None and response.status_code >= 400:
+            raise ClientError(
+                f"token file {self.key_file} not found: is the server running?",
+                response.status_code,
+                problem="no_token",
+            )
         try:
             body = response.json()
         except ValueError:
             body = {"error": response.text.strip()}
         if response.status_code >= 400:
             message = body.get("error") or body.get("message") or response.text
+            refused = response.status_code in (400, 401) and TOKEN_REFUSED in response.text
             raise ClientError(
-                f"{response.status_code} from {model}: {message}", response.status_code
+                f"{response.status_code} from {model}: {message}",
+                response.status_code,
+                problem="token_refused" if refused else None,
             )
         return body
 
-    def emotion(self, image: bytes) -> dict[str, Any]:
-        return self._post("emotion", data=image)
+    def emotion(self, image: bytes, all_faces: bool | None = None) -> dict[str, Any]:
+        """Every face's emotion (``all_faces``; ``None``: the server's setting decides)."""
+        return self._post("emotion", data=image, headers=_faces_header(all_faces))
 
-    def emotion_reviews(self, image: bytes) -> dict[str, Any]:
-        return self._post("emotion_reviews", data=image)
+    def emotion_reviews(self, image: bytes, all_faces: bool | None = None) -> dict[str, Any]:
+        """The answer for the largest face; with ``all_faces`` its ``faces`` lists them all."""
+        return self._post("emotion_reviews", data=image, headers=_faces_header(all_faces))
 
     def reviews(
         self, query: str, emotion: str | None = None, k: int | None = None

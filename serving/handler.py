@@ -22,6 +22,17 @@ if TYPE_CHECKING:
     from serving.service import Response
 
 log = logging.getLogger(__name__)
+FACES_HEADER = "X-Emoreview-Faces"  # "all" or "largest": which faces the image endpoints classify
+
+
+def request_header(context: Any, index: int, name: str) -> str | None:
+    """Request ``index``'s header ``name``, whatever its case on the wire."""
+    properties = context.request_processor[index].get_request_properties() or {}
+    wanted = name.lower()
+    for key, value in properties.items():
+        if isinstance(key, str) and key.lower() == wanted and isinstance(value, str):
+            return value
+    return None
 
 
 class EmoreviewHandler(BaseHandler):
@@ -44,11 +55,19 @@ class EmoreviewHandler(BaseHandler):
         self.initialized = True
         log.info("emoreview endpoint %s ready: %s", self.service.endpoint, self.service.versions)
 
-    def preprocess(self, data: list[dict[str, Any]]) -> list[Any]:
-        return [row.get("data") if row.get("data") is not None else row.get("body") for row in data]
+    def preprocess(self, data: list[dict[str, Any]]) -> list[tuple[Any, Any]]:
+        """Each request's body, and its ``X-Emoreview-Faces`` header (TorchServe forwards a
+        request's headers to the worker, but not its URL's query parameters)."""
+        return [
+            (
+                row.get("data") if row.get("data") is not None else row.get("body"),
+                request_header(self.context, index, FACES_HEADER),
+            )
+            for index, row in enumerate(data)
+        ]
 
-    def inference(self, data: list[Any], *args: Any, **kwargs: Any) -> list[Response]:
-        return self.service.handle(data)
+    def inference(self, data: list[tuple[Any, Any]], *args: Any, **kwargs: Any) -> list[Response]:
+        return self.service.handle([body for body, _ in data], [faces for _, faces in data])
 
     def postprocess(self, data: list[Response]) -> list[Any]:
         for index, response in enumerate(data):

@@ -11,6 +11,9 @@ Endpoints:
 
 - ``emotion``: image -> faces with emotion, 7 probabilities and box (one forward/batch)
 - ``emotion_reviews``: image -> the whole answer (one forward/batch, stored answers)
+
+Both image endpoints take the header ``X-Emoreview-Faces: all`` (every face, at most
+``vision.max_faces``) or ``largest``; without it, ``vision.face_detection`` decides.
 - ``reviews``: ``{"query", "emotion"?, "k"?}`` -> summary + reviews with sentiment
 - ``sentiment``: text, or a JSON list of texts -> label and score each (one pass/batch)
 """
@@ -140,9 +143,10 @@ class EndpointService:
 
     # ------------------------------------------------------------------ batches
 
-    def handle(self, bodies: Sequence[Any]) -> list[Response]:
+    def handle(self, bodies: Sequence[Any], faces: Sequence[Any] | None = None) -> list[Response]:
+        """Answer a batch; ``faces`` holds each request's ``X-Emoreview-Faces`` header."""
         if self.endpoint in IMAGE_ENDPOINTS:
-            return self._images(bodies)
+            return self._images(bodies, faces or [None] * len(bodies))
         if self.endpoint == "sentiment":
             return self._sentiment(bodies)
         return [self._guard(self._reviews, body) for body in bodies]
@@ -156,18 +160,21 @@ class EndpointService:
             log.exception("endpoint %s failed on a request", self.endpoint)
             return Response(500, {"error": INTERNAL_ERROR, "code": 500})
 
-    def _images(self, bodies: Sequence[Any]) -> list[Response]:
+    def _images(self, bodies: Sequence[Any], faces: Sequence[Any]) -> list[Response]:
         images: list[bytes | None] = []
+        every_face: list[bool | None] = []
         responses: list[Response | None] = []
-        for body in bodies:
+        for body, face_mode in zip(bodies, faces, strict=True):
             try:
+                every_face.append(all_faces_flag(face_mode))
                 images.append(as_bytes(body, "an image"))
                 responses.append(None)
             except RequestError as error:
                 images.append(None)
                 responses.append(error_response(error))
         good = [data for data in images if data is not None]
-        results = iter(self._answer_images(good) if good else [])
+        modes = [mode for data, mode in zip(images, every_face, strict=False) if data is not None]
+        results = iter(self._answer_images(good, modes) if good else [])
         out = []
         for response in responses:
             if response is not None:
@@ -180,17 +187,17 @@ class EndpointService:
                 out.append(Response(200, {**result, "versions": self.versions}))
         return out
 
-    def _answer_images(self, images: list[bytes]) -> list[Any]:
+    def _answer_images(self, images: list[bytes], every_face: list[bool | None]) -> list[Any]:
         if self.endpoint == "emotion":
             assert self.predictor is not None
             return [
                 p if isinstance(p, ImageInputError) else p.as_dict()
-                for p in self.predictor.predict_each(images)
+                for p in self.predictor.predict_each(images, every_face)
             ]
         assert self.pipeline is not None
         return [
             r if isinstance(r, ImageInputError) else r.model_dump(mode="json")
-            for r in self.pipeline.from_images(images)
+            for r in self.pipeline.from_images(images, every_face)
         ]
 
     def _reviews(self, body: Any) -> dict[str, Any]:
@@ -233,6 +240,21 @@ class EndpointService:
             results = [{"text": t, **next(scores).as_dict()} for t in item]
             out.append(Response(200, {"results": results, "versions": self.versions}))
         return out
+
+
+def all_faces_flag(value: Any) -> bool | None:
+    """The ``X-Emoreview-Faces`` header: ``all`` -> True, ``largest`` -> False, absent -> None."""
+    if value is None:
+        return None
+    text = (
+        value.decode("utf-8", errors="replace")
+        if isinstance(value, (bytes, bytearray))
+        else str(value)
+    )
+    choice = text.strip().lower()
+    if choice not in ("all", "largest"):
+        raise RequestError(f"X-Emoreview-Faces must be 'all' or 'largest', got {text[:40]!r}")
+    return choice == "all"
 
 
 def as_bytes(body: Any, what: str) -> bytes:

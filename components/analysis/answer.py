@@ -54,7 +54,12 @@ class Answer(BaseModel):
     emotion_probabilities: dict[str, float] | None = Field(
         None, description="All 7 probabilities when the emotion came from an image"
     )
-    face: FacePrediction | None = None
+    face: FacePrediction | None = Field(None, description="The face the answer is about (largest)")
+    faces: list[FacePrediction] = Field(
+        default_factory=list,
+        description="Every classified face of the image, largest first (one unless all faces "
+        "were asked for)",
+    )
     query: str
     summary: str
     summarizer: str = Field(description="Which summarizer wrote the summary (method:model)")

@@ -47,7 +47,12 @@ from components.nlp.summarize import DeferredFlanT5Summarizer, Summarizer, load_
 from components.settings import Settings
 from components.text import normalize_text
 from components.vision.faces import ImageInputError
-from components.vision.predict import ClassifierSource, EmotionPredictor, ImagePrediction
+from components.vision.predict import (
+    AllFaces,
+    ClassifierSource,
+    EmotionPredictor,
+    ImagePrediction,
+)
 
 log = logging.getLogger(__name__)
 
@@ -251,10 +256,12 @@ class ReviewAnalysisPipeline:
             raise result
         return result
 
-    def from_images(self, images: Sequence[bytes]) -> list[Answer | ImageInputError]:
+    def from_images(
+        self, images: Sequence[bytes], all_faces: AllFaces = None
+    ) -> list[Answer | ImageInputError]:
         """Answers for many images with one classifier forward; bad images are returned
         as their :class:`ImageInputError` in place, so one cannot fail the others."""
-        predictions = self.predict_emotions(images)
+        predictions = self.predict_emotions(images, all_faces)
         out: list[Answer | ImageInputError] = []
         for prediction in predictions:
             if isinstance(prediction, ImageInputError):
@@ -268,14 +275,17 @@ class ReviewAnalysisPipeline:
                         "emotion": face.emotion,
                         "emotion_probabilities": face.probabilities,
                         "face": face,
+                        "faces": list(prediction.faces),
                         "note": prediction.note,
                     }
                 )
             )
         return out
 
-    def predict_emotions(self, images: Sequence[bytes]) -> list[ImagePrediction | ImageInputError]:
+    def predict_emotions(
+        self, images: Sequence[bytes], all_faces: AllFaces = None
+    ) -> list[ImagePrediction | ImageInputError]:
         """Classify the faces of every decodable image in one forward pass."""
         if self.predictor is None:
             raise RuntimeError("this pipeline was loaded without an emotion classifier")
-        return self.predictor.predict_each(images)
+        return self.predictor.predict_each(images, all_faces)

@@ -24,6 +24,10 @@ from components.vision.fer_data import IMAGE_SIZE
 from components.vision.model import crop_size, load_weights
 from components.vision.prediction import FacePrediction, ImagePrediction
 
+AllFaces = bool | Sequence[bool | None] | None
+"""Whether to classify every face: one flag for all images, one per image, or ``None`` for
+the ``vision.face_detection`` setting."""
+
 
 def face_to_input(pixels: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
     """A grayscale crop of any size -> size x size uint8 (48: the FER format)."""
@@ -82,7 +86,7 @@ class EmotionPredictor:
         return self.predict_many([data], all_faces=all_faces)[0]
 
     def predict_many(
-        self, images: Sequence[bytes], all_faces: bool | None = None
+        self, images: Sequence[bytes], all_faces: AllFaces = None
     ) -> list[ImagePrediction]:
         """Decode, detect and classify every face of every image in one forward pass.
 
@@ -92,7 +96,7 @@ class EmotionPredictor:
         return self.predict_decoded([self.decode(data) for data in images], all_faces=all_faces)
 
     def predict_each(
-        self, images: Sequence[bytes], all_faces: bool | None = None
+        self, images: Sequence[bytes], all_faces: AllFaces = None
     ) -> list[ImagePrediction | ImageInputError]:
         """Like :meth:`predict_many` (one forward pass), but a bad image is returned as its
         :class:`ImageInputError` in place instead of failing the others."""
@@ -102,22 +106,35 @@ class EmotionPredictor:
                 decoded.append(self.decode(data))
             except ImageInputError as error:
                 decoded.append(error)
+        modes = self._modes(all_faces, len(images))
         good = [d for d in decoded if not isinstance(d, ImageInputError)]
-        predictions = iter(self.predict_decoded(good, all_faces=all_faces))
+        good_modes = [
+            m for d, m in zip(decoded, modes, strict=True) if not isinstance(d, ImageInputError)
+        ]
+        predictions = iter(self.predict_decoded(good, all_faces=good_modes))
         return [d if isinstance(d, ImageInputError) else next(predictions) for d in decoded]
+
+    def _modes(self, all_faces: AllFaces, count: int) -> list[bool]:
+        """One "every face?" flag per image; ``None`` falls back to the setting."""
+        default = self.settings.face_detection == "all"
+        flags = (
+            [all_faces] * count if all_faces is None or isinstance(all_faces, bool) else all_faces
+        )
+        if len(flags) != count:
+            raise ValueError(f"{len(flags)} all_faces flags for {count} images")
+        return [default if flag is None else bool(flag) for flag in flags]
 
     def decode(self, data: bytes) -> np.ndarray:
         return decode_image(data, max_pixels=self.settings.max_image_pixels)
 
     def predict_decoded(
-        self, images: Sequence[np.ndarray], all_faces: bool | None = None
+        self, images: Sequence[np.ndarray], all_faces: AllFaces = None
     ) -> list[ImagePrediction]:
-        mode = (
-            "all"
-            if (all_faces if all_faces is not None else self.settings.face_detection == "all")
-            else "largest"
-        )
-        found: list[FaceCrops] = [self.detector.crop_faces(gray, mode=mode) for gray in images]
+        modes = self._modes(all_faces, len(images))
+        found: list[FaceCrops] = [
+            self.detector.crop_faces(gray, mode="all" if every else "largest")
+            for gray, every in zip(images, modes, strict=True)
+        ]
         flat = [crop for per_image in found for crop in per_image.crops]
         if not flat:
             return []

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from components.errors import is_user_error
-from emoreview.cli import analysis, flows, index, registry, reviews, serve, vision
+from emoreview.cli import analysis, flows, index, registry, reviews, serve, vision, webapp
 from emoreview.cli.common import AppState, UserError
 from emoreview.cli.output import err
 
@@ -37,6 +37,7 @@ app.add_typer(index.search_app)
 app.add_typer(vision.app)
 app.add_typer(serve.predict_app)
 app.add_typer(analysis.app)
+app.add_typer(webapp.app)
 
 
 @app.callback()

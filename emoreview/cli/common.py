@@ -71,9 +71,7 @@ def served_client(settings: Settings, url: str | None, key_file: Path | None) ->
     """The project's client for the served endpoints (settings' URL unless ``url``)."""
     from serving.client import EmoreviewClient
 
-    serving = settings.serving
-    target = url or serving.url or f"http://{serving.host}:{serving.inference_port}"
-    return EmoreviewClient(target, key_file or settings.paths.serving_dir / "key_file.json")
+    return EmoreviewClient.from_settings(settings, url, key_file)
 
 
 def latest_weights(settings: Settings) -> Path:

@@ -1,0 +1,123 @@
+"""How the app shows an answer: the emotion's 7 probabilities, the summary, the themes (why,
+over all of the emotion's reviews), the retrieved reviews as cards, and every version
+involved. Each function renders one part of the served JSON; none calls an endpoint."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+SENTIMENT_COLOURS = {"positive": "green", "neutral": "gray", "negative": "red"}
+QUOTED_THEMES = 3  # themes whose quotes are shown; the chart shows them all
+
+
+def probabilities_view(probabilities: dict[str, float], key: str) -> None:
+    """All 7 probabilities as a bar chart, largest first, and as one line of text."""
+    ordered = sorted(probabilities.items(), key=lambda item: -item[1])
+    data = pd.DataFrame(ordered, columns=["emotion", "probability"])
+    chart = (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+            y=alt.Y("emotion:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False)),
+            color=alt.condition(
+                alt.datum.emotion == ordered[0][0], alt.value("#ff4b4b"), alt.value("#9ea7b3")
+            ),
+            tooltip=["emotion", alt.Tooltip("probability:Q", format=".1%")],
+        )
+    )
+    st.altair_chart(chart, width="stretch", height=28 * len(ordered) + 50, key=f"{key}-chart")
+    with st.container(key=f"{key}-probabilities"):
+        st.caption(" · ".join(f"{name} {value:.1%}" for name, value in ordered))
+
+
+def themes_view(themes: list[dict[str, Any]], key: str) -> None:
+    """Why customers feel it: each theme's share of the emotion's reviews, with quotes."""
+    if not themes:
+        return
+    st.markdown("**Themes** (share of the emotion's reviews)")
+    data = pd.DataFrame(
+        [{"theme": t["label"], "share": t["share"], "reviews": t["reviews"]} for t in themes]
+    )
+    chart = (
+        alt.Chart(data)
+        .mark_bar(color="#1c83e1")
+        .encode(
+            x=alt.X("share:Q", axis=alt.Axis(format="%"), title=None),
+            y=alt.Y("theme:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False)),
+            tooltip=["theme", alt.Tooltip("share:Q", format=".0%"), "reviews"],
+        )
+    )
+    st.altair_chart(
+        chart, width="stretch", height=max(90, 24 * len(themes) + 40), key=f"{key}-themes-chart"
+    )
+    for number, theme in enumerate(themes[:QUOTED_THEMES]):
+        mood = theme.get("mean_sentiment")
+        mood_text = "" if mood is None else f", mean sentiment {mood:+.2f}"
+        title = f"{theme['share']:.0%} · {theme['label']} ({theme['reviews']} reviews{mood_text})"
+        with st.expander(title, expanded=False, key=f"{key}-theme-{number}"):
+            st.caption("keywords: " + ", ".join(theme.get("keywords", [])[:8]))
+            for quote in theme.get("quotes", []):
+                st.markdown(f"> {quote['text']}")
+
+
+def review_cards(reviews: list[dict[str, Any]], key: str) -> None:
+    """One card per retrieved review: sentiment label and score, similarity, product/aspect."""
+    for number, review in enumerate(reviews):
+        sentiment = review["sentiment"]
+        where = " · ".join(
+            f"{name} **{review[name]}**" for name in ("product", "aspect") if review.get(name)
+        )
+        with st.container(border=True, key=f"{key}-review-{number}"):
+            colour = SENTIMENT_COLOURS.get(sentiment["label"], "gray")
+            st.markdown(
+                f":{colour}[**{sentiment['label']}**] "
+                f"{sentiment['score']:.2f} · similarity {review['score']:.3f}"
+                + (f" · {where}" if where else "")
+            )
+            st.write(review["text"])
+
+
+def versions_footer(answer: dict[str, Any], key: str) -> None:
+    """Every version that made the answer: model, weights, index, summarizer, sentiment."""
+    versions = answer.get("versions", {})
+    sha = versions.get("model_sha256") or ""
+    parts = [
+        f"model {versions.get('model_name', '?')} v{versions.get('model_version', '?')}",
+        f"weights sha256 {sha[:12]}" if sha else None,
+        f"index {answer.get('index_version') or versions.get('index_version', '?')}",
+        f"summarizer {answer.get('summarizer') or versions.get('summarizer', '?')}",
+        f"sentiment {answer.get('sentiment_method') or versions.get('sentiment', '?')}",
+    ]
+    with st.container(key=f"{key}-versions"):
+        st.caption("Versions: " + " · ".join(part for part in parts if part))
+
+
+def answer_view(answer: dict[str, Any], key: str, heading: str | None = None) -> None:
+    """The summary, themes, review cards and versions of one answer."""
+    if heading:
+        st.subheader(heading)
+    with st.container(key=f"{key}-summary"):
+        st.markdown(answer["summary"])
+    themes_view(answer.get("themes", []), key)
+    if answer.get("reviews"):
+        st.markdown(f"**{len(answer['reviews'])} reviews that explain it**")
+        review_cards(answer["reviews"], key)
+    if answer.get("note"):
+        st.caption(answer["note"])
+    versions_footer(answer, key)
+
+
+def download_json(document: dict[str, Any], file_name: str, key: str) -> None:
+    st.download_button(
+        "Download the answer (JSON)",
+        json.dumps(document, indent=2, ensure_ascii=False),
+        file_name=file_name,
+        mime="application/json",
+        key=f"{key}-download",
+    )
