@@ -79,6 +79,12 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
                 q["summaries_naming_2_of_top_3_aspects"] == 7,
             )
         )
+    if "app" in r:
+        added = r["app"]["app_adds_p50_ms"]
+        rows.append(
+            ("web app: upload -> rendered answer p50 - endpoint p50 (ms)", added, "<= 400",
+             added <= 400)
+        )  # fmt: skip
     if hnsw_1m:
         h = hnsw_1m[0]
         rows.append(("1M HNSW search p50 (ms)", h["p50_ms"], "<= 1", h["p50_ms"] <= 1))
@@ -263,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
 
     from benchmarks import (
+        bench_app,
         bench_baseline,
         bench_chain,
         bench_index,
@@ -293,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         ("serving", lambda: bench_serving.run(int8_workspace, args.smoke)),
         ("limits", lambda: bench_limits.run(args.smoke)),
         ("baseline", lambda: bench_baseline.run(int8_workspace, args.smoke)),
+        ("app", lambda: bench_app.run(workspace, args.smoke)),
     ):
         print(f"running {name} benchmarks", file=sys.stderr)
         section_start = time.perf_counter()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import subprocess
+import sys
 from typing import Annotated
 
 import typer
@@ -38,9 +38,8 @@ def run_app(
         f"{served.key_file}); Ctrl+C stops it",
         soft_wrap=True,
     )
+    command = streamlit_command(settings, settings_file)
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    try:
-        code = subprocess.call(streamlit_command(settings, settings_file), env=env)
-    except KeyboardInterrupt:
-        code = 0
-    raise typer.Exit(code=code)
+    sys.stdout.flush()
+    # Streamlit takes this process's place: signals (Ctrl+C, a kill) reach the server.
+    os.execve(command[0], command, env)

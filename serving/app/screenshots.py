@@ -4,8 +4,9 @@ Starts nothing: it needs TorchServe and the app running (``make screenshots`` st
 the demo's workspace). Candidate photos are real photos shipped offline by scikit-image and
 matplotlib: the astronaut, Grace Hopper, the cameraman and the 100 faces of scikit-image's
 Labeled Faces in the Wild subset (25×25, upscaled). For each of happy, angry and sad, the
-photo the served classifier gives the highest probability of that emotion (as its top
-emotion) is uploaded in Debian's Chromium and the page is saved as a PNG.
+first photo whose detected face the served classifier calls that emotion with probability
+at least CLEAR (else the one it calls so most confidently) is uploaded in Debian's
+Chromium and the page is saved as a PNG.
 
     python -m serving.app.screenshots --app-url http://127.0.0.1:8501 --out DIR
 """
@@ -28,7 +29,7 @@ from serving.client import ClientError, EmoreviewClient
 
 TARGETS = ("happy", "angry", "sad")
 LFW_SCALE = 8  # 25×25 -> 200×200, large enough for the face detector
-CLEAR = 0.5
+CLEAR = 0.8
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def shoot(app_url: str, chosen: dict[str, tuple[Candidate, float]], out: Path) -
             page.set_default_timeout(120_000)
             page.goto(app_url)
             page.get_by_text("No photo yet").wait_for()
-            staged = out / f".upload-{emotion}.png"
+            staged = out / f"{candidate.name.replace(' ', '-')}.png"
             staged.write_bytes(candidate.png)
             page.locator("input[type=file]").first.set_input_files(str(staged))
             page.locator(".st-key-photo-face-0-versions").wait_for()

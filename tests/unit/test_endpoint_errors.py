@@ -67,3 +67,14 @@ def test_an_error_of_the_family_that_is_not_the_users_is_a_500() -> None:
         user_error = False
 
     assert _ask(Internal("the stored answers disagree")).status == 500
+
+
+def test_a_bad_faces_header_is_refused_for_its_request_only() -> None:
+    from serving.service import all_faces_flag
+
+    service = EndpointService("emotion", Settings.from_dict({}), {})
+    (response,) = service.handle([b"\x89PNG"], ["every"])
+    assert response.status == 400 and "X-Emoreview-Faces" in response.body["error"]
+    assert [all_faces_flag(v) for v in (None, "all", b"ALL", " largest")] == [
+        None, True, True, False,
+    ]  # fmt: skip

@@ -146,3 +146,22 @@ def test_faces_per_image_are_capped_and_the_answer_says_so(
     prediction = predictor.predict_decoded([grid])[0]
     assert len(prediction.faces) == 8
     assert prediction.note and "the 8 largest were classified" in prediction.note
+
+
+def test_each_image_of_a_batch_gets_its_own_every_face_choice(
+    astronaut_png: bytes, random_classifier_weights
+) -> None:
+    """One forward pass, but the X-Emoreview-Faces choice is per request: the same two-face
+    photo gives every face where asked, the largest only where not."""
+    from components.settings import VisionSettings
+    from components.vision.predict import EmotionPredictor
+
+    pixels = np.asarray(Image.open(io.BytesIO(astronaut_png)))
+    buffer = io.BytesIO()
+    Image.fromarray(np.concatenate([pixels, pixels[:, ::-1]], axis=1)).save(buffer, "PNG")
+    two = buffer.getvalue()
+    predictor = EmotionPredictor.from_weights(random_classifier_weights, VisionSettings())
+    every, largest, default = predictor.predict_each([two, two, two], [True, False, None])
+    assert len(every.faces) >= 2 and len(largest.faces) == 1 and len(default.faces) == 1
+    bad = predictor.predict_each([b"not an image", two], [False, True])
+    assert isinstance(bad[0], ImageInputError) and len(bad[1].faces) >= 2

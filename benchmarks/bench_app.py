@@ -1,0 +1,89 @@
+"""The web app's cost over the raw endpoint, in one run: a real TorchServe serving the
+workspace's champion and index, the real Streamlit app, Debian's Chromium driven by
+Playwright. Upload -> rendered answer (the answer's versions footer visible) p50 over N
+uploads, next to the `emotion_reviews` endpoint's own p50 for the same photo."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_serving import Caller, serving_settings
+from benchmarks.harness import latency, measure
+from benchmarks.workspace import BenchWorkspace
+from components.processes import local_server
+from serving.app.launch import app_url, streamlit_command, write_settings
+from serving.deploy import deploy_champion
+from serving.server import TorchServe
+from tests.servers import free_port
+
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def browser_uploads(url: str, photo: Path, n: int, warmup: int = 2) -> list[float]:
+    """Seconds from choosing the file to the rendered answer, one fresh page per upload
+    (the page load itself is not timed)."""
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium")
+    if executable is None:
+        raise SystemExit("Debian's chromium is missing: `make browser` installs it")
+    samples = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
+        for i in range(warmup + n):
+            page = browser.new_page(viewport={"width": 1300, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.goto(url)
+            page.get_by_text("No photo yet").wait_for()
+            start = time.perf_counter()
+            page.locator("input[type=file]").first.set_input_files(str(photo))
+            page.locator(".st-key-photo-face-0-versions").wait_for()
+            if i >= warmup:
+                samples.append(time.perf_counter() - start)
+            page.close()
+        browser.close()
+    return samples
+
+
+def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
+    n = 2 if smoke else 20
+    settings = serving_settings(workspace)
+    settings.app.port = free_port()
+    folder = Path(tempfile.mkdtemp(prefix="bench-app-"))
+    photo = folder / "photo.jpg"
+    photo.write_bytes(workspace.photo)
+    server = TorchServe(settings)
+    try:
+        deploy_champion(settings)
+        caller = Caller(server)
+        request = {"data": workspace.photo, "headers": {"Content-Type": "application/octet-stream"}}
+        endpoint, _ = measure(lambda i: caller.post("emotion_reviews", **request), n, warmup=3)
+        command = streamlit_command(settings, write_settings(settings))
+        url = app_url(settings)
+        with local_server(command, f"{url}/_stcore/health", folder / "app.log"):
+            app = latency(browser_uploads(url, photo, n))
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    return {
+        "uploads": n,
+        "endpoint_emotion_reviews_c1": endpoint.as_dict(),
+        "app_upload_to_rendered_answer": app.as_dict(),
+        "app_adds_p50_ms": app.p50_ms - endpoint.p50_ms,
+    }
+
+
+if __name__ == "__main__":
+    import json
+    import os
+
+    from benchmarks.workspace import prepare
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    small = prepare(Path(tempfile.mkdtemp(prefix="bench-app-ws-")), smoke=True, int8=False)
+    print(json.dumps(run(small, smoke="--smoke" in sys.argv), indent=2))
