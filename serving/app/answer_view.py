@@ -7,31 +7,56 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
 SENTIMENT_COLOURS = {"positive": "green", "neutral": "gray", "negative": "red"}
 QUOTED_THEMES = 3  # themes whose quotes are shown; the chart shows them all
 
 
+def bar_chart(
+    rows: list[dict[str, Any]],
+    category: str,
+    value: str,
+    key: str,
+    *,
+    highlight: str | None,
+    domain: list[float] | None = None,
+    height: int,
+) -> None:
+    """A horizontal bar chart, largest bar first, as a plain Vega-Lite spec (no Altair
+    validation pass on every rerun)."""
+    x: dict[str, Any] = {"field": value, "type": "quantitative", "axis": {"format": "%"}}
+    if domain:
+        x["scale"] = {"domain": domain}
+    colour: dict[str, Any] = {"value": "#1c83e1"}
+    if highlight is not None:
+        colour = {
+            "condition": {"test": f"datum[{category!r}] === {highlight!r}", "value": "#ff4b4b"},
+            "value": "#9ea7b3",
+        }
+    spec = {
+        "mark": {"type": "bar"},
+        "encoding": {
+            "x": {**x, "title": None},
+            "y": {
+                "field": category, "type": "nominal", "sort": "-x", "title": None,
+                "axis": {"labelOverlap": False, "labelLimit": 160},
+            },
+            "color": colour,
+            "tooltip": [{"field": category}, {"field": value, "format": ".1%"}],
+        },
+    }  # fmt: skip
+    st.vega_lite_chart(rows, spec, width="stretch", height=height, key=key)
+
+
 def probabilities_view(probabilities: dict[str, float], key: str) -> None:
     """All 7 probabilities as a bar chart, largest first, and as one line of text."""
     ordered = sorted(probabilities.items(), key=lambda item: -item[1])
-    data = pd.DataFrame(ordered, columns=["emotion", "probability"])
-    chart = (
-        alt.Chart(data)
-        .mark_bar()
-        .encode(
-            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-            y=alt.Y("emotion:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False)),
-            color=alt.condition(
-                alt.datum.emotion == ordered[0][0], alt.value("#ff4b4b"), alt.value("#9ea7b3")
-            ),
-            tooltip=["emotion", alt.Tooltip("probability:Q", format=".1%")],
-        )
-    )
-    st.altair_chart(chart, width="stretch", height=28 * len(ordered) + 50, key=f"{key}-chart")
+    rows = [{"emotion": name, "probability": value} for name, value in ordered]
+    bar_chart(
+        rows, "emotion", "probability", f"{key}-chart", highlight=ordered[0][0],
+        domain=[0, 1], height=28 * len(rows) + 50,
+    )  # fmt: skip
     with st.container(key=f"{key}-probabilities"):
         st.caption(" · ".join(f"{name} {value:.1%}" for name, value in ordered))
 
@@ -41,21 +66,11 @@ def themes_view(themes: list[dict[str, Any]], key: str) -> None:
     if not themes:
         return
     st.markdown("**Themes** (share of the emotion's reviews)")
-    data = pd.DataFrame(
-        [{"theme": t["label"], "share": t["share"], "reviews": t["reviews"]} for t in themes]
-    )
-    chart = (
-        alt.Chart(data)
-        .mark_bar(color="#1c83e1")
-        .encode(
-            x=alt.X("share:Q", axis=alt.Axis(format="%"), title=None),
-            y=alt.Y("theme:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False)),
-            tooltip=["theme", alt.Tooltip("share:Q", format=".0%"), "reviews"],
-        )
-    )
-    st.altair_chart(
-        chart, width="stretch", height=max(90, 24 * len(themes) + 40), key=f"{key}-themes-chart"
-    )
+    rows = [{"theme": t["label"], "share": t["share"]} for t in themes]
+    bar_chart(
+        rows, "theme", "share", f"{key}-themes-chart", highlight=None,
+        height=max(90, 24 * len(rows) + 40),
+    )  # fmt: skip
     for number, theme in enumerate(themes[:QUOTED_THEMES]):
         mood = theme.get("mean_sentiment")
         mood_text = "" if mood is None else f", mean sentiment {mood:+.2f}"

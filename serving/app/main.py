@@ -26,7 +26,12 @@ def main(argv: list[str]) -> None:
         "Why do customers feel that way? A face's emotion, and the reviews that explain it. "
         f"Served endpoints: {context.client.url}"
     )
-    photo, ask, sentiment, models = st.tabs(["Photo", "Ask", "Sentiment", "Models"])
+    # The Models tab reads MLflow: it runs only while it is the open tab (a rerun of the
+    # other tabs never waits on the registry). The others always run, so their inputs
+    # survive switching tabs.
+    photo, ask, sentiment, models = st.tabs(
+        ["Photo", "Ask", "Sentiment", "Models"], key="tab", on_change="rerun"
+    )
     with photo:
         photo_tab(context)
     with ask:
@@ -34,7 +39,8 @@ def main(argv: list[str]) -> None:
     with sentiment:
         sentiment_tab(context)
     with models:
-        models_tab(context.settings)
+        if models.open:
+            models_tab(context.settings)
 
 
 main(sys.argv[1:])

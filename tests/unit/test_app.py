@@ -117,6 +117,9 @@ def test_empty_texts_are_refused_in_the_sentiment_tab(app_test) -> None:
     assert any("Paste at least one text" in error.value for error in app_test.error)
 
 
-def test_the_models_tab_of_an_empty_registry_says_how_to_add_a_version(app_test) -> None:
+def test_the_models_tab_reads_the_registry_only_when_open(app_test) -> None:
+    assert not any("has no versions yet" in info.value for info in app_test.info)
+    app_test.session_state["tab"] = "Models"
+    app_test.run()
     assert any("has no versions yet" in info.value for info in app_test.info)
     assert json.dumps([error.value for error in app_test.error]) == "[]"
