@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from serving.service import Response
 
 log = logging.getLogger(__name__)
-FACES_HEADER = "X-Emoreview-Faces"  # "all" or "largest": which faces the image endpoints classify
+FACES_HEADER = "X-Emoreview-Faces"  # "all" or "largest"; the client sends it (serving.client)
 
 
 def request_header(context: Any, index: int, name: str) -> str | None:
