@@ -85,5 +85,6 @@ if __name__ == "__main__":
     from benchmarks.workspace import prepare
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    small = prepare(Path(tempfile.mkdtemp(prefix="bench-app-ws-")), smoke=True, int8=False)
-    print(json.dumps(run(small, smoke="--smoke" in sys.argv), indent=2))
+    with tempfile.TemporaryDirectory(prefix="bench-app-ws-") as scratch:
+        small = prepare(Path(scratch), smoke=True, int8=False)
+        print(json.dumps(run(small, smoke="--smoke" in sys.argv), indent=2))
