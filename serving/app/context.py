@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import streamlit as st
 
@@ -60,8 +60,3 @@ class AppContext:
                 icon="⚠️",
             )
             return None
-
-
-def as_answer(body: dict[str, Any]) -> dict[str, Any]:
-    """The served JSON as the app keeps it (a copy: views never change a cached answer)."""
-    return json.loads(json.dumps(body))

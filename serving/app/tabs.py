@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import pandas as pd
@@ -67,7 +66,7 @@ def photo_answers(
 ) -> dict[str, Any] | None:
     """The served answer for this upload (and one per other emotion among its faces),
     asked once per upload and toggle: reruns of the page reuse it."""
-    key = (upload_id, hashlib.sha256(data).hexdigest(), all_faces)
+    key = (upload_id, all_faces)  # Streamlit gives every upload and camera shot a new id
     kept = st.session_state.get("photo-answers")
     if kept is not None and kept["key"] == key:
         return kept
