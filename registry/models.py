@@ -54,6 +54,7 @@ AUDIT_TAGS = (
     "test_set_sha256",
     "synthetic",
     "validation_status",
+    "feedback_rows",
     "git_commit",
     "git_dirty",
     "weights_sha256",

@@ -10,15 +10,23 @@ dirty flag, dataset, data and test-set sha256, validation status, index version)
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 
+from components.feedback.store import FeedbackStore
+from components.feedback.training import (
+    FeedbackFaces,
+    collect_training_feedback,
+    load_feedback_faces,
+)
 from components.settings import Settings
 from components.validation import DataValidationError
 from components.vision.train import EpochStats
 from components.vision.training_run import TrainingOutcome, run_training
+from registry.cards import publish_model_card
 from registry.gate import PromotionDecision
 from registry.models import ModelRegistry, open_registry
 from registry.promotion import apply_gate
@@ -35,6 +43,9 @@ RUN_ARTIFACTS = (
     "evaluation",
     "confusion_matrix",
     "per_class_accuracy",
+    "calibration",
+    "reliability_diagram",
+    "feedback",
     "data_manifest",
     "validation",
     "history",
@@ -61,6 +72,21 @@ class RegistrationResult:
         }
 
 
+def training_feedback(settings: Settings, ids: Sequence[int] | None = None) -> FeedbackFaces | None:
+    """The consented corrections the next training merges into its train split (after the
+    retention purge; ``ids``: exactly those rows, as a flow snapshotted them), or ``None``
+    when ``feedback.use_in_training`` is off."""
+    if not settings.feedback.use_in_training:
+        return None
+    store = FeedbackStore.open(settings.feedback.url, settings.paths.feedback_dir)
+    try:
+        if ids is not None:
+            return load_feedback_faces(store, ids)
+        return collect_training_feedback(store, settings.feedback.retention_days)
+    finally:
+        store.close()
+
+
 def track_training(
     data: Path,
     settings: Settings,
@@ -71,6 +97,7 @@ def track_training(
     allow_invalid_data: bool = False,
     index_version: str | None = None,
     progress: bool = True,
+    feedback: FeedbackFaces | None = None,
 ) -> tuple[str, TrainingOutcome]:
     """Train and evaluate on ``data`` inside an MLflow run that records everything the
     audit needs (per-epoch metrics live, as training goes); returns the run id too."""
@@ -105,6 +132,7 @@ def track_training(
                 on_epoch=log_epoch,
                 progress=progress,
                 allow_invalid_data=allow_invalid_data,
+                feedback=feedback,
             )
         except DataValidationError:
             mlflow.set_tag("validation_status", "failed")
@@ -117,6 +145,11 @@ def track_training(
                 "test_macro_f1": evaluation.macro_f1,
                 "test_weighted_f1": evaluation.weighted_f1,
                 "best_epoch": outcome.result.best_epoch,
+                "temperature": outcome.calibration.temperature,
+                "test_ece_before": outcome.calibration.ece_before,
+                "test_ece_after": outcome.calibration.ece_after,
+                "val_nll_before": outcome.calibration.nll_before,
+                "val_nll_after": outcome.calibration.nll_after,
                 **{
                     f"test_accuracy_{name}": metrics.accuracy
                     for name, metrics in evaluation.per_class.items()
@@ -134,6 +167,11 @@ def track_training(
                 "test_set_sha256": outcome.test_set_sha256,
                 "synthetic": "true" if outcome.dataset == "synthetic" else "false",
                 "validation_status": "passed" if outcome.validation.passed else "failed",
+                **(
+                    outcome.feedback.tags()
+                    if outcome.feedback is not None
+                    else {"feedback_rows": "0", "feedback_sha256": ""}
+                ),
             }
         )
     return run.info.run_id, outcome
@@ -145,7 +183,8 @@ def register_tracked(registry: ModelRegistry, run_id: str, weights: Path) -> str
     run = registry.client.get_run(run_id)
     keys = (
         "git_commit", "git_dirty", "index_version", "dataset", "data_sha256",
-        "test_set_sha256", "synthetic", "validation_status",
+        "test_set_sha256", "synthetic", "validation_status", "feedback_rows",
+        "feedback_sha256", "feedback_dropped", "feedback_disagreements",
     )  # fmt: skip
     tags = {key: run.data.tags.get(key, "") for key in keys}
     metrics = run.data.metrics
@@ -153,6 +192,8 @@ def register_tracked(registry: ModelRegistry, run_id: str, weights: Path) -> str
         run_id=run_id,
         test_accuracy=f"{metrics.get('test_accuracy', float('nan')):.6f}",
         test_macro_f1=f"{metrics.get('test_macro_f1', float('nan')):.6f}",
+        temperature=f"{metrics.get('temperature', 1.0):.6f}",
+        test_ece_after=f"{metrics.get('test_ece_after', float('nan')):.6f}",
     )
     with mlflow.start_run(run_id=run_id):
         return registry.log_and_register(weights, tags=tags)
@@ -179,8 +220,10 @@ def train_and_register(
         allow_invalid_data=allow_invalid_data,
         index_version=index_version,
         progress=progress,
+        feedback=training_feedback(settings),
     )
     registry = open_registry(settings)
     version = register_tracked(registry, run_id, outcome.result.weights_path)  # type: ignore[arg-type]
     decision = apply_gate(registry, version, data, settings)
+    publish_model_card(registry, version)
     return RegistrationResult(outcome, run_id, version, decision, registry.champion_version())

@@ -99,14 +99,17 @@ def save_roberta_classifier(
     return folder
 
 
-def save_classifier(path: Path, seed: int = 0) -> Path:
+def save_classifier(path: Path, seed: int = 0, temperature: float = 1.0) -> Path:
+    """Random EmotionResNet weights, saved as training saves them (with a calibration
+    temperature when it is not 1)."""
     import torch
 
-    from components.vision.model import EmotionResNet, save_weights
+    from components.vision.model import EmotionResNet, TemperatureScaled, save_weights
 
     if not path.is_file():
         torch.manual_seed(seed)
-        save_weights(EmotionResNet(), path)
+        model = EmotionResNet()
+        save_weights(model if temperature == 1.0 else TemperatureScaled(model, temperature), path)
     return path
 
 

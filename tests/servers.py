@@ -45,3 +45,50 @@ def free_serving_ports() -> dict[str, int]:
         "grpc_management_port": free_port(),
         "initial_worker_port": free_port() % 20000 + 30000,
     }
+
+
+def postgres_bindir() -> Path:
+    """Debian's PostgreSQL server binaries (not on PATH: /usr/lib/postgresql/<v>/bin)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        raise RuntimeError("PostgreSQL is not installed: `make postgres` installs it")
+    return found[-1].parent
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL on a free loopback port; yields its SQLAlchemy URL.
+
+    PostgreSQL refuses to run as root, so as root the cluster belongs to ``postgres`` (in a
+    folder of its own under /tmp: pytest's are private to root)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    bindir = postgres_bindir()
+    folder = Path(tempfile.mkdtemp(prefix="emoreview-pg-"))
+    as_owner: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    data = folder / "data"
+    pg_ctl = [*as_owner, str(bindir / "pg_ctl"), "-D", str(data)]
+    try:
+        subprocess.run(
+            [*as_owner, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "emo"],
+            check=True,
+            capture_output=True,
+        )
+        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+        subprocess.run(
+            [*pg_ctl, "-o", options, "-l", str(folder / "server.log"), "-w", "start"],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield f"postgresql+psycopg://emo@127.0.0.1:{port}/postgres"
+        finally:
+            subprocess.run([*pg_ctl, "-m", "fast", "-w", "stop"], capture_output=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -177,7 +177,7 @@ class FaceDetector:
             whole = FaceCrop(pixels=gray, box=Box(0, 0, width, height), detected=False)
             return FaceCrops([whole], found=0)
         chosen = boxes[: self.max_faces] if mode == "all" else boxes[:1]
-        crops = [FaceCrop(_crop(gray, box, self.margin), box, detected=True) for box in chosen]
+        crops = [FaceCrop(crop_box(gray, box, self.margin), box, detected=True) for box in chosen]
         return FaceCrops(crops, found=len(boxes) if mode == "all" else len(chosen))
 
 
@@ -188,7 +188,8 @@ def _scaled_box(x: int, y: int, width: int, height: int, scale: float) -> Box:
     return Box(round(x / scale), round(y / scale), round(width / scale), round(height / scale))
 
 
-def _crop(gray: np.ndarray, box: Box, margin: float) -> np.ndarray:
+def crop_box(gray: np.ndarray, box: Box, margin: float = 0.1) -> np.ndarray:
+    """The pixels of ``box`` with ``margin`` (a fraction of its size) around it, clipped."""
     pad_x, pad_y = int(box.width * margin), int(box.height * margin)
     height, width = gray.shape[:2]
     top, bottom = max(0, box.y - pad_y), min(height, box.y + box.height + pad_y)

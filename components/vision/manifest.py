@@ -100,29 +100,42 @@ def manifest_from_dataset(dataset: FerDataset) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
 
 
+def nearest_duplicates(
+    queries: pd.DataFrame, references: pd.DataFrame, max_distance: int = 12
+) -> pd.Series:
+    """For each readable query row, the index of the reference row it duplicates: the same
+    sha256, or perceptual hashes within ``max_distance`` bits (``None`` when none does)."""
+    found = pd.Series([None] * len(queries), index=queries.index, dtype=object)
+    references = references[references["readable"]]
+    queries = queries[queries["readable"]]
+    if references.empty or queries.empty:
+        return found
+    by_sha = dict(zip(references["sha256"], references.index, strict=True))
+    reference_hashes = _hash_words(references["phash"].tolist())
+    reference_index = references.index.to_numpy()
+    for index, row in queries.iterrows():
+        if row["sha256"] in by_sha:
+            found[index] = by_sha[row["sha256"]]
+            continue
+        distance = np.bitwise_count(reference_hashes ^ _hash_words([row["phash"]])).sum(axis=1)
+        nearest = int(distance.argmin())
+        if distance[nearest] <= max_distance:
+            found[index] = reference_index[nearest]
+    return found
+
+
 def find_leaks(manifest: pd.DataFrame, max_distance: int = 12) -> pd.Series:
     """For each evaluation (non-train) image, the train file it duplicates or nearly does.
 
     Exact duplicates match on sha256; near-duplicates have perceptual hashes within
     ``max_distance`` bits. Rows without a leak get ``None``.
     """
+    train = manifest[manifest["split"] == "train"]
+    matches = nearest_duplicates(manifest[manifest["split"] != "train"], train, max_distance)
     leaks = pd.Series([None] * len(manifest), index=manifest.index, dtype=object)
-    train = manifest[(manifest["split"] == "train") & manifest["readable"]]
-    others = manifest[(manifest["split"] != "train") & manifest["readable"]]
-    if train.empty or others.empty:
-        return leaks
-    by_sha = dict(zip(train["sha256"], train["file"], strict=True))
-    train_hashes = _hash_words(train["phash"].tolist())
-    train_files = train["file"].to_numpy()
-    for index, row in others.iterrows():
-        if row["sha256"] in by_sha:
-            leaks[index] = by_sha[row["sha256"]]
-            continue
-        query = _hash_words([row["phash"]])
-        distance = np.bitwise_count(train_hashes ^ query).sum(axis=1)
-        nearest = int(distance.argmin())
-        if distance[nearest] <= max_distance:
-            leaks[index] = str(train_files[nearest])
+    for index, match in matches.items():
+        if match is not None:
+            leaks[index] = manifest.at[match, "file"]
     return leaks
 
 

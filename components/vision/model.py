@@ -83,12 +83,46 @@ def load_imagenet_weights(model: EmotionResNet, path: Path) -> None:
         )
 
 
+class TemperatureScaled(nn.Module):
+    """A classifier whose logits are divided by a fitted temperature (calibration).
+
+    The arg-max, and so every predicted emotion, is unchanged; the probabilities a softmax
+    makes of the scaled logits match how often the model is right (see
+    :mod:`components.vision.calibration`).
+    """
+
+    def __init__(self, model: nn.Module, temperature: float) -> None:
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"a temperature must be positive, not {temperature}")
+        self.model = model
+        self.temperature = float(temperature)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) / self.temperature
+
+    def architecture(self) -> dict[str, object]:
+        return self.model.architecture()  # type: ignore[operator]
+
+
+def temperature_of(model: nn.Module) -> float:
+    """The calibration temperature a model applies (1.0: uncalibrated)."""
+    return model.temperature if isinstance(model, TemperatureScaled) else 1.0
+
+
 def save_weights(model: nn.Module, path: Path) -> None:
-    """Save architecture + weights as plain tensors/primitives (loadable with weights_only)."""
+    """Save architecture + weights (+ the calibration temperature of a
+    :class:`TemperatureScaled` model) as plain tensors/primitives (loadable with
+    weights_only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = unique_temp_path(path)  # concurrent writers never share a temporary file
+    temperature = temperature_of(model)
+    inner = model.model if isinstance(model, TemperatureScaled) else model
+    payload = {"architecture": inner.architecture(), "state_dict": inner.state_dict()}
+    if temperature != 1.0:
+        payload["calibration"] = {"temperature": temperature}
     try:
-        torch.save({"architecture": model.architecture(), "state_dict": model.state_dict()}, tmp)
+        torch.save(payload, tmp)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -117,14 +151,24 @@ def build_architecture(arch: dict[str, object]) -> nn.Module:
 
 
 def load_weights(path: Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the model from :func:`save_weights` output without unpickling objects."""
+    """Rebuild the model from :func:`save_weights` output without unpickling objects; a
+    calibrated model comes back as a :class:`TemperatureScaled` with its temperature."""
     payload = torch.load(path, map_location=map_location, weights_only=True)
     try:
         model = build_architecture(payload["architecture"])
     except (KeyError, ValueError) as error:
         raise ValueError(f"{path} is not an emoreview emotion model: {error}") from error
     model.load_state_dict(payload["state_dict"])
+    temperature = float(payload.get("calibration", {}).get("temperature", 1.0))
+    if temperature != 1.0:
+        model = TemperatureScaled(model, temperature)
     return model.eval()
+
+
+def read_temperature(path: Path) -> float:
+    """The calibration temperature saved with the weights (1.0 when none was fitted)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return float(payload.get("calibration", {}).get("temperature", 1.0))
 
 
 def crop_size(model: nn.Module) -> int:

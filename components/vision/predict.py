@@ -19,7 +19,14 @@ from components.emotions import EMOTIONS
 from components.hashing import file_sha256
 from components.settings import VisionSettings
 from components.vision.evaluate import predict_probabilities
-from components.vision.faces import FaceCrops, FaceDetector, ImageInputError, decode_image
+from components.vision.faces import (
+    Box,
+    FaceCrops,
+    FaceDetector,
+    ImageInputError,
+    crop_box,
+    decode_image,
+)
 from components.vision.fer_data import IMAGE_SIZE
 from components.vision.model import crop_size, load_weights
 from components.vision.prediction import FacePrediction, ImagePrediction
@@ -39,6 +46,15 @@ def face_to_input(pixels: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
         (size, size),
         interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
     )
+
+
+def classified_face(
+    gray: np.ndarray, box: dict[str, int], margin: float = 0.1, size: int = IMAGE_SIZE
+) -> np.ndarray:
+    """The size x size grayscale crop the classifier saw for the face at ``box`` of an
+    answer (the detector's margin around it): what feedback stores, never the photo."""
+    found = Box(int(box["x"]), int(box["y"]), int(box["width"]), int(box["height"]))
+    return face_to_input(crop_box(gray, found, margin), size)
 
 
 @dataclass(frozen=True)

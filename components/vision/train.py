@@ -51,7 +51,7 @@ class EpochStats:
 
 @dataclass
 class TrainResult:
-    model: EmotionResNet
+    model: nn.Module
     best_epoch: int
     best_val_macro_f1: float
     history: list[EpochStats] = field(default_factory=list)

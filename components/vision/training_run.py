@@ -16,9 +16,25 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
+from components.feedback.training import (
+    FeedbackFaces,
+    FeedbackMerge,
+    feedback_manifest,
+    screen_feedback,
+    with_feedback,
+)
 from components.settings import Settings
 from components.validation import ValidationReport, raise_for_failures
+from components.vision.calibration import (
+    CalibrationReport,
+    collect_logits,
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+    write_reliability_diagram,
+)
 from components.vision.evaluate import (
     EvaluationReport,
     compute_metrics,
@@ -32,6 +48,7 @@ from components.vision.manifest import (
     manifest_sha256,
     validate_image_manifest,
 )
+from components.vision.model import TemperatureScaled, save_weights
 from components.vision.train import EpochStats, TrainResult, resolve_device, train_classifier
 
 log = logging.getLogger(__name__)
@@ -46,8 +63,10 @@ class TrainingOutcome:
     test_set_sha256: str
     validation: ValidationReport
     evaluation: EvaluationReport
+    calibration: CalibrationReport
     result: TrainResult
     artifacts: dict[str, Path]
+    feedback: FeedbackMerge | None = None
 
     def summary(self) -> dict[str, object]:
         return {
@@ -63,6 +82,11 @@ class TrainingOutcome:
             "test_accuracy": self.evaluation.accuracy,
             "test_macro_f1": self.evaluation.macro_f1,
             "test_weighted_f1": self.evaluation.weighted_f1,
+            "temperature": self.calibration.temperature,
+            "test_ece_before": self.calibration.ece_before,
+            "test_ece_after": self.calibration.ece_after,
+            "feedback_rows": len(self.feedback.kept) if self.feedback else 0,
+            "feedback_dropped": len(self.feedback.dropped) if self.feedback else 0,
             "weights": str(self.result.weights_path),
             "artifacts": {k: str(v) for k, v in self.artifacts.items()},
         }
@@ -76,6 +100,7 @@ class ImageDataCheck:
     data_sha256: str
     test_set_sha256: str
     dataset: FerDataset | None
+    feedback: FeedbackMerge | None = None
 
 
 def validate_image_data(
@@ -83,24 +108,35 @@ def validate_image_data(
     min_per_class: int = 10,
     out_dir: Path | None = None,
     ferplus_votes: Path | None = None,
+    feedback: FeedbackFaces | None = None,
 ) -> ImageDataCheck:
     """Manifest + suite for a dataset path, with the digests of all data and of the test
     split (models are only compared on the same test set).
 
-    The CSV form has to be parsed to be hashed, so its dataset (with FER+ soft labels when
-    ``ferplus_votes`` is given) is returned for training to reuse.
+    ``feedback`` faces are screened (:func:`~components.feedback.training.screen_feedback`)
+    and the kept ones validated as train rows with the dataset, so the data sha256 covers
+    them. The CSV form has to be parsed to be hashed, so its dataset (with FER+ soft labels
+    when ``ferplus_votes`` is given) is returned for training to reuse.
     """
     manifest, dataset = image_manifest(data, ferplus_votes)
+    test_digest = test_split_digest(manifest, dataset)
+    merge = None
+    if feedback is not None and len(feedback):
+        merge = screen_feedback(manifest, feedback)
+        manifest = pd.concat([manifest, feedback_manifest(merge.kept)], ignore_index=True)
     report = validate_image_manifest(manifest, min_per_class=min_per_class)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         manifest.to_csv(out_dir / "data_manifest.csv", index=False)
         (out_dir / "validation.json").write_text(report.model_dump_json(indent=2))
+        if merge is not None:
+            (out_dir / "feedback.json").write_text(json.dumps(merge.report(), indent=2))
     return ImageDataCheck(
         report=report,
         data_sha256=manifest_sha256(manifest),
-        test_set_sha256=test_split_digest(manifest, dataset),
+        test_set_sha256=test_digest,
         dataset=dataset,
+        feedback=merge,
     )
 
 
@@ -144,14 +180,19 @@ def run_training(
     on_epoch: Callable[[EpochStats], None] | None = None,
     progress: bool = True,
     allow_invalid_data: bool = False,
+    feedback: FeedbackFaces | None = None,
 ) -> TrainingOutcome:
     """Validate ``data`` (raising on failure unless ``allow_invalid_data``), train, evaluate
-    on test, write artifacts."""
+    on test, write artifacts. Consented ``feedback`` corrections join the train split."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     probe_name = "synthetic" if (data / "SYNTHETIC").exists() else data.stem
     run_dir = run_dir or settings.paths.runs_dir / f"{probe_name}-{stamp}"
     check = validate_image_data(
-        data, min_per_class, out_dir=run_dir, ferplus_votes=settings.train.ferplus_votes
+        data,
+        min_per_class,
+        out_dir=run_dir,
+        ferplus_votes=settings.train.ferplus_votes,
+        feedback=feedback,
     )
     report, dataset = check.report, check.dataset
     if allow_invalid_data and not report.passed:
@@ -170,6 +211,14 @@ def run_training(
             seed=settings.train.seed,
             ferplus_votes=settings.train.ferplus_votes,
         )
+    if check.feedback is not None:
+        dataset = with_feedback(dataset, check.feedback.kept)
+        log.info(
+            "feedback: %d consented corrections in train (%d dropped as test duplicates, "
+            "%d disagree with the dataset's label)",
+            len(check.feedback.kept), len(check.feedback.dropped),
+            len(check.feedback.disagreements),
+        )  # fmt: skip
     log.info(
         "training on %s: %d train / %d val / %d test images",
         dataset.name, len(dataset.train), len(dataset.val), len(dataset.test),
@@ -184,18 +233,16 @@ def run_training(
         progress=progress,
     )
     device = resolve_device(settings.train.device)
-    probabilities = predict_probabilities(
-        result.model.to(device),
-        dataset.test.images,
-        batch_size=256,
-        tta=settings.vision.tta,
-        device=device,
+    probabilities, calibration, reliability = calibrate_and_evaluate(
+        result, dataset, settings, run_dir, device
     )
-    result.model.cpu()
     evaluation = compute_metrics(
         dataset.test.labels, probabilities, dataset.name, "test", tta=settings.vision.tta
     )
     artifacts = write_evaluation(evaluation, run_dir)
+    artifacts.update(calibration=run_dir / "calibration.json", reliability_diagram=reliability)
+    if check.feedback is not None:
+        artifacts["feedback"] = run_dir / "feedback.json"
     artifacts.update(
         data_manifest=run_dir / "data_manifest.csv",
         validation=run_dir / "validation.json",
@@ -212,9 +259,49 @@ def run_training(
         test_set_sha256=check.test_set_sha256,
         validation=report,
         evaluation=evaluation,
+        calibration=calibration,
         result=result,
         artifacts=artifacts,
+        feedback=check.feedback,
     )
     (run_dir / "summary.json").write_text(json.dumps(outcome.summary(), indent=2))
     log.info(evaluation.summary())
+    log.info("calibration: %s", calibration.summary())
     return outcome
+
+
+def calibrate_and_evaluate(
+    result: TrainResult, dataset: FerDataset, settings: Settings, run_dir: Path, device: str
+) -> tuple[np.ndarray, CalibrationReport, Path]:
+    """Fit the temperature on the validation split, save it with the weights, and return
+    the calibrated test probabilities (as served: with the configured TTA), the report
+    and the reliability diagram's path."""
+    model = result.model.to(device)
+    val_logits = collect_logits(model, dataset.val.images, device=device)
+    temperature = fit_temperature(val_logits, dataset.val.labels)
+    calibrated = TemperatureScaled(model, temperature)
+
+    def test_probabilities(net: torch.nn.Module) -> np.ndarray:
+        return predict_probabilities(
+            net, dataset.test.images, batch_size=256, tta=settings.vision.tta, device=device
+        )
+
+    before, after = test_probabilities(model), test_probabilities(calibrated)
+    report = CalibrationReport(
+        temperature=temperature,
+        fitted_on="val",
+        fitted_count=len(dataset.val),
+        nll_before=negative_log_likelihood(val_logits, dataset.val.labels, 1.0),
+        nll_after=negative_log_likelihood(val_logits, dataset.val.labels, temperature),
+        ece_before=expected_calibration_error(before, dataset.test.labels),
+        ece_after=expected_calibration_error(after, dataset.test.labels),
+        evaluated_on="test",
+    )
+    calibrated.cpu()
+    save_weights(calibrated, result.weights_path)  # the served model applies it
+    result.model = calibrated
+    (run_dir / "calibration.json").write_text(report.model_dump_json(indent=2))
+    diagram = write_reliability_diagram(
+        before, after, dataset.test.labels, report, run_dir / "reliability_diagram.png"
+    )
+    return after, report, diagram

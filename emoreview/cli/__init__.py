@@ -16,7 +16,17 @@ from typing import Annotated
 import typer
 
 from components.errors import is_user_error
-from emoreview.cli import analysis, flows, index, registry, reviews, serve, vision, webapp
+from emoreview.cli import (
+    analysis,
+    feedback,
+    flows,
+    index,
+    registry,
+    reviews,
+    serve,
+    vision,
+    webapp,
+)
 from emoreview.cli.common import AppState, UserError
 from emoreview.cli.output import err
 
@@ -33,6 +43,7 @@ app.add_typer(vision.faces_app, name="faces")
 app.add_typer(registry.app, name="registry")
 app.add_typer(serve.app, name="serve")
 app.add_typer(flows.app, name="flows")
+app.add_typer(feedback.app, name="feedback")
 app.add_typer(index.search_app)
 app.add_typer(vision.app)
 app.add_typer(serve.predict_app)

@@ -82,6 +82,40 @@ def show(ctx: typer.Context, version: VersionArgument, as_json: JsonFlag = False
         print_json_text(document)
 
 
+@app.command("card")
+def card(
+    ctx: typer.Context,
+    version: VersionArgument,
+    as_json: JsonFlag = False,
+    publish: Annotated[
+        bool,
+        typer.Option(
+            "--publish",
+            help="(Re)build the card from the version's run first (versions registered "
+            "before cards existed).",
+        ),
+    ] = False,
+) -> None:
+    """The model card of VERSION (number or alias): intended use, training data,
+    evaluation with confidence intervals, calibration, known limits, the gate's decision."""
+    from registry.cards import publish_model_card, read_model_card
+    from registry.models import open_registry
+
+    registry = open_registry(settings_of(ctx))
+    if publish:
+        number = version if version.isdigit() else registry.alias_version(version)
+        if number is None or publish_model_card(registry, number) is None:
+            raise UserError(
+                f"{registry.name} version {version}: no evaluation in its run to build a card "
+                "from (an imported version keeps the card it came with)"
+            )
+    markdown, facts = read_model_card(registry, version)
+    if as_json:
+        emit_json({**facts, "markdown": markdown})
+    else:
+        out.print(markdown, markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command("import-baseline")
 def import_baseline(
     ctx: typer.Context,

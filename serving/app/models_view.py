@@ -12,7 +12,7 @@ import streamlit as st
 from components.errors import EmoreviewError
 from components.settings import Settings
 
-PICTURES = ("confusion_matrix.png", "per_class_accuracy.png")
+PICTURES = ("confusion_matrix.png", "per_class_accuracy.png", "reliability_diagram.png")
 REFRESH_S = 30
 
 
@@ -40,6 +40,19 @@ def version_pictures(settings_json: str, version: str) -> dict[str, str]:
     target = settings.paths.app_dir / "pictures" / f"v{version}"
     found = {name: registry.run_artifact(version, name, target) for name in PICTURES}
     return {name: str(path) for name, path in found.items() if path is not None}
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner="Reading the model card…")
+def version_card(settings_json: str, version: str) -> str | None:
+    """The version's model card (Markdown), ``None`` when it has none."""
+    from registry.cards import read_model_card
+    from registry.models import RegistryError, open_registry
+
+    registry = open_registry(Settings.model_validate_json(settings_json))
+    try:
+        return read_model_card(registry, version)[0]
+    except RegistryError:
+        return None
 
 
 def models_tab(settings: Settings) -> None:
@@ -91,14 +104,21 @@ def models_tab(settings: Settings) -> None:
     versions = [row["version"] for row in reversed(rows)]
     default = versions.index(registry["champion"]) if registry["champion"] in versions else 0
     chosen = st.selectbox(
-        "Evaluation pictures of version", versions, index=default, key="models-version",
+        "Model card and evaluation pictures of version", versions, index=default,
+        key="models-version",
         format_func=lambda v: f"v{v}" + (" (champion)" if v == registry["champion"] else ""),
     )  # fmt: skip
     try:
         pictures = version_pictures(settings_json, chosen)
+        card = version_card(settings_json, chosen)
     except EmoreviewError as error:
         st.error(f"Cannot fetch the pictures of v{chosen}: {error}", icon="⚠️")
         return
+    with st.expander(f"Model card of v{chosen}", expanded=False, key="models-card"):
+        if card is None:
+            st.info(f"v{chosen} has no model card: `emoreview registry card --publish {chosen}`")
+        else:
+            st.markdown(card)
     if not pictures:
         st.info(
             f"v{chosen} has no evaluation pictures: it was imported, not trained and "

@@ -35,9 +35,17 @@ from tests.servers import free_serving_ports
 pytestmark = pytest.mark.integration
 
 
-def register_random_model(settings: Settings, seed: int, folder: Path) -> str:
+# The served champion is calibrated with this temperature (a sharpening one, so that its
+# effect on a random network's near-uniform probabilities is large enough to see).
+SERVED_TEMPERATURE = 0.2
+
+
+def register_random_model(
+    settings: Settings, seed: int, folder: Path, temperature: float = 1.0
+) -> str:
     """A real registered version (random weights): logged, registered, made champion."""
-    return register_champion(settings, save_classifier(folder / f"weights-{seed}.pt", seed))
+    weights = save_classifier(folder / f"weights-{seed}.pt", seed, temperature)
+    return register_champion(settings, weights)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +67,7 @@ def served(tmp_path_factory, reviews_700, minilm):
         reviews_700, "5" * 64, minilm, settings, sentiment=VaderSentimentScorer(),
         summarizer=ExtractiveSummarizer(minilm), progress=False,
     )  # fmt: skip
-    register_random_model(settings, seed=1, folder=folder)
+    register_random_model(settings, seed=1, folder=folder, temperature=SERVED_TEMPERATURE)
     server = TorchServe(settings)
     try:
         deployment = deploy_champion(settings)
@@ -117,6 +125,28 @@ def test_all_four_endpoints_answer(served, client) -> None:
 
     scored = client.sentiment(["I love it, wonderful!", "Terrible, it broke."])
     assert [r["label"] for r in scored["results"]] == ["positive", "negative"]
+
+
+def test_served_probabilities_are_the_versions_calibrated_ones(served, client) -> None:
+    """The served 7 probabilities are softmax(logits / T) with the champion's temperature:
+    they sum to 1, match the calibrated model run here, and differ from the raw ones."""
+    from components.vision.model import TemperatureScaled, load_weights, read_temperature
+    from components.vision.predict import EmotionPredictor
+    from registry.models import open_registry
+
+    settings, _, _ = served
+    source = open_registry(settings).fetch("champion", settings.paths.models_dir)
+    assert read_temperature(source.weights) == pytest.approx(SERVED_TEMPERATURE)
+    served_probs = client.emotion(face_png())["faces"][0]["probabilities"]
+    assert sum(served_probs.values()) == pytest.approx(1.0, abs=1e-5)
+
+    calibrated = EmotionPredictor.from_weights(source.weights, settings.vision)
+    assert isinstance(calibrated.model, TemperatureScaled)
+    raw = EmotionPredictor(load_weights(source.weights).model, calibrated.detector, settings.vision)
+    here = calibrated.predict(face_png()).faces[0].probabilities
+    uncalibrated = raw.predict(face_png()).faces[0].probabilities
+    assert max(abs(served_probs[e] - here[e]) for e in EMOTIONS) < 1e-4
+    assert max(abs(served_probs[e] - uncalibrated[e]) for e in EMOTIONS) > 1e-2
 
 
 def test_torchserve_reports_its_handler_time_for_our_endpoints(served, client) -> None:
