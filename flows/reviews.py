@@ -176,23 +176,49 @@ def read_shards(shards: list[dict[str, Any]]) -> np.ndarray:
     return np.concatenate(parts).astype(np.float32, copy=False)
 
 
+@task(name="unhelpful reviews")
+def unhelpful_reviews_task(settings: Settings) -> list[str]:
+    """The reviews feedback voted unhelpful at least ``feedback.exclude_unhelpful_after``
+    times: this build leaves them out (none when the setting is off)."""
+    from components.feedback.store import unhelpful_reviews
+
+    excluded = unhelpful_reviews(settings)
+    if excluded:
+        create_markdown_artifact(
+            key="excluded-reviews",
+            markdown="## Reviews left out of this index (voted unhelpful)\n\n"
+            + "\n".join(f"- `{review}`" for review in excluded),
+            description="Reviews feedback voted unhelpful, left out of the index",
+        )
+    return excluded
+
+
 @task(name="build index")
 def build_index(
-    settings: Settings, reviews: dict[str, Any], shards: list[dict[str, Any]]
+    settings: Settings,
+    reviews: dict[str, Any],
+    shards: list[dict[str, Any]],
+    excluded: list[str] | None = None,
 ) -> dict[str, Any]:
     """Build and publish the index from the shards' vectors: the reviews are not embedded
-    again here (the embedder only encodes the 7 emotion queries of the stored answers)."""
+    again here (the embedder only encodes the 7 emotion queries of the stored answers).
+    ``excluded`` reviews (feedback) are left out with their vectors."""
     from components.analysis import index_build
+    from components.feedback.report import index_data_sha256
     from components.index.embedder import SentenceTransformerEmbedder
     from components.reviews.schema import read_reviews
 
+    frame, vectors = read_reviews(Path(reviews["path"])), read_shards(shards)
+    if excluded:
+        keep = ~frame["review_id"].astype(str).isin(excluded).to_numpy()
+        frame, vectors = frame[keep].reset_index(drop=True), vectors[keep]
     manifest = index_build.build_index(
-        read_reviews(Path(reviews["path"])),
-        reviews["sha256"],
+        frame,
+        index_data_sha256(reviews["sha256"], excluded or []),
         SentenceTransformerEmbedder.from_settings(settings.embedder),
         settings,
         progress=False,
-        vectors=read_shards(shards),
+        vectors=vectors,
     )
     create_markdown_artifact(
         key="review-themes",
@@ -203,14 +229,19 @@ def build_index(
 
 
 @task(name="log index build", retry_delay_seconds=exponential_backoff(2))
-def log_index(settings: Settings, manifest: dict[str, Any], reviews_path: str) -> str:
+def log_index(
+    settings: Settings,
+    manifest: dict[str, Any],
+    reviews_path: str,
+    excluded: list[str] | None = None,
+) -> str:
     from components.analysis.index_build import version_themes_markdown
     from components.index.store import IndexManifest
     from registry.tracking import log_index_build
 
     themes = version_themes_markdown(settings.paths.index_root, manifest["version"])
     return log_index_build(
-        settings, IndexManifest.model_validate(manifest), Path(reviews_path), themes
+        settings, IndexManifest.model_validate(manifest), Path(reviews_path), themes, excluded
     )
 
 
@@ -240,7 +271,10 @@ def reviews_flow(
     reviews = io_task(acquire_reviews, config)(config, source)
     reviews = tag_unlabeled(config, reviews)
     validate_reviews_task(config, reviews)
-    if not force and current_index_sha(config) == reviews["sha256"]:
+    from components.feedback.report import index_data_sha256
+
+    excluded = unhelpful_reviews_task(config)
+    if not force and current_index_sha(config) == index_data_sha256(reviews["sha256"], excluded):
         from components.index.store import current_version
 
         version = current_version(config.paths.index_root)
@@ -250,8 +284,8 @@ def reviews_flow(
     shards = embedding(
         settings=config.model_dump(mode="json"), reviews=reviews, refresh_cache=refresh_cache
     )
-    manifest = build_index(config, reviews, shards)
-    run_id = io_task(log_index, config)(config, manifest, reviews["path"])
+    manifest = build_index(config, reviews, shards, excluded)
+    run_id = io_task(log_index, config)(config, manifest, reviews["path"], excluded)
     logger.info("index %s published (MLflow run %s)", manifest["version"], run_id)
     return {
         "index_version": manifest["version"],

@@ -104,9 +104,11 @@ def log_index_build(
     manifest: IndexManifest,
     reviews_path: Path | None = None,
     themes_markdown: str | None = None,
+    excluded_reviews: list[str] | None = None,
 ) -> str:
     """Record an index build in the ``indexes`` experiment (with its themes as
-    ``themes.md`` when given); returns the run id."""
+    ``themes.md`` when given, and the reviews feedback left out as
+    ``excluded_reviews.json``); returns the run id."""
     client = connect(settings)
     experiment_id = ensure_experiment(client, settings, settings.registry.index_experiment)
     with mlflow.start_run(experiment_id=experiment_id, run_name=manifest.version) as run:
@@ -128,6 +130,7 @@ def log_index_build(
                 "index_version": manifest.version,
                 "data_sha256": manifest.data_sha256,
                 "reviews_path": str(reviews_path or ""),
+                "feedback_excluded_reviews": str(len(excluded_reviews or [])),
                 **{f"extras.{k}": str(v) for k, v in manifest.extras.items()},
                 **git_revision(),
             }
@@ -135,4 +138,12 @@ def log_index_build(
         mlflow.log_dict(manifest.model_dump(mode="json"), "manifest.json")
         if themes_markdown is not None:
             mlflow.log_text(themes_markdown, "themes.md")
+        if excluded_reviews:
+            mlflow.log_dict(
+                {
+                    "reason": "voted unhelpful at least feedback.exclude_unhelpful_after times",
+                    "review_ids": excluded_reviews,
+                },
+                "excluded_reviews.json",
+            )
     return run.info.run_id

@@ -78,7 +78,7 @@ def training_feedback(settings: Settings, ids: Sequence[int] | None = None) -> F
     when ``feedback.use_in_training`` is off."""
     if not settings.feedback.use_in_training:
         return None
-    store = FeedbackStore.open(settings.feedback.url, settings.paths.feedback_dir)
+    store = FeedbackStore.from_settings(settings)
     try:
         if ids is not None:
             return load_feedback_faces(store, ids)

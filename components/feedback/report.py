@@ -9,6 +9,7 @@ from typing import Any
 
 from components.emotions import EMOTIONS
 from components.feedback.store import FeedbackRow
+from components.hashing import json_sha256
 
 
 def feedback_report(rows: Sequence[FeedbackRow], top: int = 5) -> dict[str, Any]:
@@ -41,3 +42,18 @@ def feedback_report(rows: Sequence[FeedbackRow], top: int = 5) -> dict[str, Any]
         "review_votes": len(votes),
         "per_emotion": per_emotion,
     }
+
+
+def reviews_voted_unhelpful(counts: dict[str, int], threshold: int | None) -> list[str]:
+    """The review ids voted unhelpful at least ``threshold`` times (none when it is off)."""
+    if threshold is None:
+        return []
+    return sorted(review for review, n in counts.items() if n >= threshold)
+
+
+def index_data_sha256(reviews_sha256: str, excluded: Sequence[str]) -> str:
+    """What an index is built from: the reviews file, less the excluded reviews (the
+    file's own sha256 when none is excluded)."""
+    if not excluded:
+        return reviews_sha256
+    return json_sha256({"reviews": reviews_sha256, "excluded": sorted(excluded)})

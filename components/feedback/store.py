@@ -28,6 +28,7 @@ from components.emotions import EMOTIONS, normalize_emotion
 from components.errors import EmoreviewError
 from components.files import unique_temp_path
 from components.hashing import bytes_sha256
+from components.settings import Settings
 from components.vision.fer_data import IMAGE_SIZE
 
 SCHEMA_VERSION = 1
@@ -82,12 +83,13 @@ class ServedVersions:
     index_version: str = ""
 
     @classmethod
-    def from_answer(cls, versions: dict[str, Any]) -> ServedVersions:
-        classifier = str(versions.get("classifier", ""))
+    def from_answer(cls, answer: dict[str, Any]) -> ServedVersions:
+        """The versions a served answer names (its ``versions`` block)."""
+        versions = answer.get("versions", {})
         return cls(
-            model_version=classifier.rsplit("/", 1)[-1] if "/" in classifier else classifier,
-            weights_sha256=str(versions.get("classifier_sha256", "")),
-            index_version=str(versions.get("index_version", "")),
+            model_version=str(versions.get("model_version", "")),
+            weights_sha256=str(versions.get("model_sha256", "")),
+            index_version=str(answer.get("index_version") or versions.get("index_version", "")),
         )
 
 
@@ -157,6 +159,11 @@ class FeedbackStore:
         """The store at ``url`` (default: SQLite in ``feedback_dir``), faces in
         ``feedback_dir/faces``."""
         return cls(url or default_url(feedback_dir), feedback_dir / "faces")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FeedbackStore:
+        """The store ``feedback.url`` names, faces in the workspace's feedback folder."""
+        return cls.open(settings.feedback.url, settings.paths.feedback_dir)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -346,3 +353,18 @@ def _row(mapping: Any) -> FeedbackRow:
     probabilities = values["predicted_probabilities"]
     values["predicted_probabilities"] = json.loads(probabilities) if probabilities else None
     return FeedbackRow(**values)
+
+
+def unhelpful_reviews(settings: Settings) -> list[str]:
+    """The reviews the next index build leaves out: voted unhelpful at least
+    ``feedback.exclude_unhelpful_after`` times (none, and no database opened, when off)."""
+    from components.feedback.report import reviews_voted_unhelpful
+
+    threshold = settings.feedback.exclude_unhelpful_after
+    if threshold is None:
+        return []
+    store = FeedbackStore.from_settings(settings)
+    try:
+        return reviews_voted_unhelpful(store.unhelpful_counts(), threshold)
+    finally:
+        store.close()

@@ -42,7 +42,7 @@ def parse_age(text: str) -> timedelta:
 def open_store(settings: Settings) -> FeedbackStore:
     from components.feedback.store import FeedbackStore
 
-    return FeedbackStore.open(settings.feedback.url, settings.paths.feedback_dir)
+    return FeedbackStore.from_settings(settings)
 
 
 @app.command("add")

@@ -16,7 +16,7 @@ from emoreview.cli.common import (
     non_empty_query,
     settings_of,
 )
-from emoreview.cli.output import emit_json, out
+from emoreview.cli.output import emit_json, err, out
 
 app = typer.Typer(help="Build and inspect the FAISS index of reviews.", no_args_is_help=True)
 search_app = typer.Typer()
@@ -38,6 +38,8 @@ def build(
         read_version_themes,
         version_themes_markdown,
     )
+    from components.feedback.report import index_data_sha256
+    from components.feedback.store import unhelpful_reviews
     from components.hashing import file_sha256
     from components.index.embedder import SentenceTransformerEmbedder
     from components.reviews.schema import read_reviews
@@ -53,10 +55,17 @@ def build(
     path = file or settings.paths.reviews
     frame = read_reviews(path)
     raise_for_failures(validate_reviews(frame, settings.reviews))
+    excluded = unhelpful_reviews(settings)
+    if excluded:
+        frame = frame[~frame["review_id"].astype(str).isin(excluded)].reset_index(drop=True)
+        err.print(f"leaving out {len(excluded)} reviews voted unhelpful (feedback)")
     embedder = SentenceTransformerEmbedder.from_settings(settings.embedder)
-    manifest = build_index(frame, file_sha256(path), embedder, settings)
+    data_sha = index_data_sha256(file_sha256(path), excluded)
+    manifest = build_index(frame, data_sha, embedder, settings)
     root = settings.paths.index_root
-    log_index_build(settings, manifest, path, version_themes_markdown(root, manifest.version))
+    log_index_build(
+        settings, manifest, path, version_themes_markdown(root, manifest.version), excluded
+    )
     if as_json:
         emit_json(manifest.model_dump(mode="json"))
         return

@@ -5,12 +5,15 @@ involved. Each function renders one part of the served JSON; none calls an endpo
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 
 SENTIMENT_COLOURS = {"positive": "green", "neutral": "gray", "negative": "red"}
 QUOTED_THEMES = 3  # themes whose quotes are shown; the chart shows them all
+Vote = Callable[[dict[str, Any], str], None]
+"""Draws the feedback buttons of one review card (the review, the card's key)."""
 
 
 def bar_chart(
@@ -81,8 +84,9 @@ def themes_view(themes: list[dict[str, Any]], key: str) -> None:
                 st.markdown(f"> {quote['text']}")
 
 
-def review_cards(reviews: list[dict[str, Any]], key: str) -> None:
-    """One card per retrieved review: sentiment label and score, similarity, product/aspect."""
+def review_cards(reviews: list[dict[str, Any]], key: str, vote: Vote | None = None) -> None:
+    """One card per retrieved review: sentiment label and score, similarity, product/aspect
+    (and ``vote``'s buttons)."""
     for number, review in enumerate(reviews):
         sentiment = review["sentiment"]
         where = " · ".join(
@@ -96,6 +100,8 @@ def review_cards(reviews: list[dict[str, Any]], key: str) -> None:
                 + (f" · {where}" if where else "")
             )
             st.write(review["text"])
+            if vote is not None:
+                vote(review, f"{key}-vote-{number}")
 
 
 def versions_footer(answer: dict[str, Any], key: str) -> None:
@@ -113,8 +119,11 @@ def versions_footer(answer: dict[str, Any], key: str) -> None:
         st.caption("Versions: " + " · ".join(part for part in parts if part))
 
 
-def answer_view(answer: dict[str, Any], key: str, heading: str | None = None) -> None:
-    """The summary, themes, review cards and versions of one answer."""
+def answer_view(
+    answer: dict[str, Any], key: str, heading: str | None = None, vote: Vote | None = None
+) -> None:
+    """The summary, themes, review cards (with ``vote``'s buttons) and versions of one
+    answer."""
     if heading:
         st.subheader(heading)
     with st.container(key=f"{key}-summary"):
@@ -122,7 +131,7 @@ def answer_view(answer: dict[str, Any], key: str, heading: str | None = None) ->
     themes_view(answer.get("themes", []), key)
     if answer.get("reviews"):
         st.markdown(f"**{len(answer['reviews'])} reviews that explain it**")
-        review_cards(answer["reviews"], key)
+        review_cards(answer["reviews"], key, vote)
     if answer.get("note"):
         st.caption(answer["note"])
     versions_footer(answer, key)

@@ -11,6 +11,7 @@ import streamlit as st
 from components.emotions import EMOTIONS, emotion_query
 from serving.app.answer_view import answer_view, download_json, probabilities_view
 from serving.app.context import AppContext
+from serving.app.feedback_view import correction_form, vote_buttons
 from serving.app.pictures import UploadTooLarge, check_upload_size, draw_faces, upright
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
@@ -58,7 +59,7 @@ def photo_tab(ctx: AppContext) -> None:
     answers = photo_answers(ctx, picture.file_id, data, all_faces)
     if answers is None:
         return
-    photo_view(data, answers)
+    photo_view(ctx, data, answers)
 
 
 def photo_answers(
@@ -89,9 +90,10 @@ def photo_answers(
     return kept
 
 
-def photo_view(data: bytes, answers: dict[str, Any]) -> None:
+def photo_view(ctx: AppContext, data: bytes, answers: dict[str, Any]) -> None:
     """The photo with its face boxes beside the largest face's emotion and probabilities;
-    below, one card per face with why customers feel its emotion."""
+    below, one card per face with why customers feel its emotion, a correction form and
+    votes on its reviews."""
     answer = answers["answer"]
     faces = answer.get("faces") or [answer["face"]]
     primary = answer["face"]
@@ -118,10 +120,13 @@ def photo_view(data: bytes, answers: dict[str, Any]) -> None:
                     f"{face['emotion']} {face['confidence']:.1%}"
                 )
                 probabilities_view(face["probabilities"], key=f"photo-face-{number}")
+            correction_form(ctx.settings, data, face, answer, key=f"photo-face-{number}")
+            why = answers["by_emotion"][face["emotion"]]
             answer_view(
-                answers["by_emotion"][face["emotion"]],
+                why,
                 key=f"photo-face-{number}",
                 heading=f"Why customers feel {face['emotion']}",
+                vote=lambda review, key, why=why: vote_buttons(ctx.settings, review, why, key),
             )
     download_json(
         {**answer, "answers_by_emotion": answers["by_emotion"]}, "emoreview-photo.json", "photo"

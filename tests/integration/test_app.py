@@ -47,11 +47,13 @@ def log_evaluation_pictures(settings: Settings, version: str, folder: Path) -> N
     labels = rng.integers(0, len(EMOTIONS), 140)
     probabilities = rng.dirichlet(np.ones(len(EMOTIONS)), 140)
     report = compute_metrics(labels, probabilities, dataset="seeded", split="test")
+    from registry.cards import publish_model_card
+
     registry = open_registry(settings)
     run_id = registry.record(version).run_id
     for path in write_evaluation(report, folder / "evaluation").values():
-        if path.suffix == ".png":
-            registry.client.log_artifact(run_id, str(path))
+        registry.client.log_artifact(run_id, str(path))
+    publish_model_card(registry, version)
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +241,56 @@ def test_the_models_tab_shows_the_registry_and_the_champions_pictures(page) -> N
     pictures.first.wait_for()
     captions = " ".join(pictures.all_inner_texts())
     assert "confusion matrix" in captions and "per class accuracy" in captions
+    page.locator(".st-key-models-card summary").click()
+    card = page.locator(".st-key-models-card")
+    card.get_by_text("Model card: emotion-classifier version 1").wait_for()
+    assert "It must not be used for" in card.inner_text()
     shoot(page, "05-models")
+
+
+def test_a_correction_and_a_vote_in_the_app_reach_the_store_and_the_next_training(
+    page, served_app, tmp_path
+) -> None:
+    """ "Wrong emotion?" with consent stores the classifier's 48x48 crop (what the next
+    training merges into train); a 👎 on a review stores a vote for that emotion."""
+    from components.feedback.store import FeedbackStore
+    from components.vision.faces import decode_image
+    from components.vision.fer_data import read_gray
+    from components.vision.predict import classified_face
+    from registry.training import training_feedback
+    from serving.client import EmoreviewClient
+
+    settings = served_app["settings"]
+    photo = face_file(tmp_path)
+    upload(page, photo)
+    wait_answer(page, "photo-face-0")
+    predicted = page.locator(".st-key-photo-emotion h2").inner_text().split()[-2]
+    right = next(e for e in EMOTIONS if e != predicted)
+    page.locator(".st-key-photo-face-0-right-emotion").click()
+    page.get_by_role("option", name=right, exact=True).click()
+    page.locator(".st-key-photo-face-0-consent label").click()
+    page.get_by_role("button", name="Send").first.click()
+    saved = page.locator(".st-key-photo-face-0-correction-saved")
+    saved.wait_for()
+    assert f"({right}; its face crop is kept for training)" in saved.inner_text()
+    page.locator(".st-key-photo-face-0-vote-0-down").get_by_role("button").click()
+    page.locator(".st-key-photo-face-0-vote-0-voted").wait_for()
+    shoot(page, "09-feedback")
+
+    store = FeedbackStore.open(settings.feedback.url, settings.paths.feedback_dir)
+    corrections, votes = store.rows("correction"), store.rows("review_vote")
+    assert len(corrections) == 1 and len(votes) == 1
+    row = corrections[0]
+    assert (row.predicted_emotion, row.corrected_emotion, row.consent) == (predicted, right, True)
+    assert row.model_version == "1" and row.source == "app" and row.index_version
+    served = EmoreviewClient.from_settings(settings).emotion(photo.read_bytes())["faces"][0]
+    expected = classified_face(decode_image(photo.read_bytes()), served["box"])
+    np.testing.assert_array_equal(read_gray(store.face_path(row)), expected)
+    assert (votes[0].helpful, votes[0].predicted_emotion) == (False, predicted)
+    assert votes[0].review_id
+    store.close()
+    merged = training_feedback(settings)
+    assert merged is not None and merged.ids == [row.id] and merged.labels == [right]
 
 
 def test_a_text_file_named_jpg_is_refused_and_the_next_photo_is_answered(page, tmp_path) -> None:

@@ -62,6 +62,34 @@ def test_generate_validate_build_search(tmp_path: Path) -> None:
     readable = run_cli(ws, "search", "-e", "happy", "-k", "2", "why are customers happy")
     assert readable.returncode == 0 and "happy" in readable.stdout
 
+    # Feedback: a review voted unhelpful twice leaves the next build when the setting asks.
+    unhelpful = answer["results"][0]["review_id"]
+    for _ in range(2):
+        assert run_cli(ws, "feedback", "vote", unhelpful, "--unhelpful").returncode == 0
+    config = tmp_path / "exclude.yaml"
+    config.write_text("feedback:\n  exclude_unhelpful_after: 2\n")
+    rebuilt = run_cli(ws, "--config", str(config), "index", "build", "--json")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "leaving out 1 reviews voted unhelpful" in rebuilt.stderr
+    without = json.loads(rebuilt.stdout)
+    assert without["count"] == 209 and without["data_sha256"] != manifest["data_sha256"]
+    again = run_cli(ws, "search", "-e", "angry", "-k", "30", "why are customers angry", "--json")
+    assert unhelpful not in {r["review_id"] for r in json.loads(again.stdout)["results"]}
+    from components.settings import Settings
+    from registry.tracking import connect
+
+    settings = Settings.load(None, {"workspace": str(ws)})
+    client = connect(settings)
+    experiment = client.get_experiment_by_name(settings.registry.index_experiment)
+    [run] = client.search_runs(
+        [experiment.experiment_id], f"tags.index_version = '{without['version']}'"
+    )
+    assert run.data.tags["feedback_excluded_reviews"] == "1"
+    excluded = Path(
+        client.download_artifacts(run.info.run_id, "excluded_reviews.json", str(tmp_path))
+    )
+    assert json.loads(excluded.read_text())["review_ids"] == [unhelpful]
+
 
 def test_bad_input_exits_nonzero_with_a_clear_message(tmp_path: Path) -> None:
     ws = tmp_path / "ws"

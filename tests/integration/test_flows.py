@@ -157,13 +157,19 @@ def test_retrain_flow_gate_cache_and_defects(prefect_api, synthetic_faces, tmp_p
     assert states["train and evaluate"] == ["Cached"] and states["register model"] == ["Cached"]
     assert again.result()["training"]["version"] == "1" and again.result()["serving"] is None
 
-    worse = retrain_flow(
+    # Feedback before the next retraining: a consented correction (merged into train), a
+    # consented copy of a test image (dropped and reported) and one without consent.
+    offered = add_feedback(Settings.from_dict(strong), synthetic_faces)
+    worse_state = retrain_flow(
         settings=_settings(ws, train=WEAK_RECIPE), data=str(synthetic_faces), return_state=True
-    ).result()
+    )
+    worse = worse_state.result()
     assert worse["training"]["version"] == "2" and not worse["training"]["promoted"]
     assert worse["training"]["champion"] == "1" and worse["serving"] is None
     registry = open_registry(Settings.from_dict(strong))
     assert registry.champion_version() == "1"
+    check_feedback_lineage(registry, offered, worse_state, tmp_path / "artifacts")
+    check_model_cards(registry)
 
     leaky = tmp_path / "leaky"
     shutil.copytree(synthetic_faces, leaky)
@@ -172,6 +178,75 @@ def test_retrain_flow_gate_cache_and_defects(prefect_api, synthetic_faces, tmp_p
     assert failed.is_failed() and "leaks_into_train_from" in failed.message
     assert _task_states(failed)["validate image data"] == ["Failed"]
     assert registry.versions() == ["1", "2"], "a failed validation registers nothing"
+
+
+def add_feedback(settings: Settings, faces: Path) -> dict[str, Any]:
+    from components.feedback.store import FeedbackStore, ServedVersions
+    from components.vision.fer_data import read_gray
+
+    store = FeedbackStore.open(settings.feedback.url, settings.paths.feedback_dir)
+    versions = ServedVersions(model_version="1")
+
+    def correct(face: np.ndarray, emotion: str, consent: bool) -> int:
+        return store.add_correction(
+            face=face, corrected_emotion=emotion, predicted_probabilities=None,
+            versions=versions, consent=consent, source="app",
+        ).id  # fmt: skip
+
+    fresh = np.random.default_rng(7).integers(0, 255, (48, 48), dtype=np.uint8)
+    offered = {
+        "kept": correct(fresh, "sad", consent=True),
+        "test_copy": correct(read_gray(faces / "test/happy/happy_00000.png"), "sad", True),
+        "no_consent": correct(fresh[::-1].copy(), "fear", consent=False),
+    }
+    store.close()
+    return offered
+
+
+def check_feedback_lineage(
+    registry: Any, offered: dict[str, Any], flow_state: Any, folder: Path
+) -> None:
+    """The consented correction is in train (manifest and lineage); the test copy was
+    dropped and reported; the unconsented one never left the store."""
+    import pandas as pd
+    from prefect.artifacts import Artifact
+
+    tags = registry.record("2").tags
+    assert (tags["feedback_rows"], tags["feedback_dropped"]) == ("1", "1")
+    assert len(tags["feedback_sha256"]) == 64
+    report = json.loads(registry.run_artifact("2", "feedback.json", folder).read_text())
+    assert report["kept_ids"] == [offered["kept"]]
+    assert [d["feedback_id"] for d in report["dropped_as_test_duplicates"]] == [
+        offered["test_copy"]
+    ]
+    manifest = pd.read_csv(registry.run_artifact("2", "data_manifest.csv", folder))
+    from_feedback = manifest[manifest["file"].str.startswith("feedback/")]
+    assert from_feedback[["label", "split"]].values.tolist() == [["sad", "train"]]
+    assert registry.record("1").tags["feedback_rows"] == "0"
+    artifact = Artifact.get("training-feedback")
+    assert artifact is not None and "merged into **train** (never val or test): 1" in str(
+        artifact.data
+    )
+    assert flow_state.is_completed()
+
+
+def check_model_cards(registry: Any) -> None:
+    """Every trained version has a card with its run's own numbers."""
+    from registry.cards import read_model_card
+
+    for version in registry.versions():
+        record = registry.record(version)
+        markdown, facts = read_model_card(registry, version)
+        accuracy = record.metrics["test_accuracy"]
+        assert facts["evaluation"]["accuracy"] == pytest.approx(accuracy)
+        assert f"accuracy **{accuracy:.4f}**" in markdown
+        temperature = facts["calibration"]["temperature"]
+        assert temperature == pytest.approx(record.metrics["temperature"])
+        assert f"temperature {temperature:.4f}" in markdown
+        assert "must not be used for" in markdown and "no demographic labels" in markdown
+        assert facts["gate"]["decision"] == record.tags["promotion_decision"]
+        client = registry.client
+        assert client.get_model_version(registry.name, version).description == markdown
 
 
 def test_scheduled_deployments_are_visible_through_the_client(prefect_api) -> None:
