@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from components.hashing import json_sha256
-from components.index.store import CURRENT_POINTER, VERSIONS_DIR, current_version
+from components.index.store import CURRENT_POINTER, VERSIONS_DIR, current_version, verify_files
 from components.settings import Settings
 from components.vision.predict import ClassifierSource
 from serving.service import CLASSIFIER_FILE, ENDPOINTS, IMAGE_ENDPOINTS
@@ -104,6 +104,7 @@ def package_archives(
     if not missing:
         log.info("archives of version %s are already in %s", version, store)
         return ServedBundle(version, names, classifier.version, index_version)
+    verify_files(index_root / VERSIONS_DIR / index_version)  # never package a damaged index
     work = settings.paths.serving_dir / f".package-{uuid.uuid4().hex[:8]}"
     tmp = work / "tmp"
     tmp.mkdir(parents=True)

@@ -260,6 +260,51 @@ def read_manifest(directory: Path) -> IndexManifest:
         raise IndexCorruptError(f"unreadable manifest {path}: {error}") from error
 
 
+def verify_files(directory: Path, manifest: IndexManifest | None = None) -> IndexManifest:
+    """Check every file of a published version against its manifest's sha256; raise
+    :class:`IndexCorruptError` naming the first missing, truncated or altered file."""
+    manifest = manifest or read_manifest(directory)
+    for file_name, digest in manifest.files.items():
+        path = directory / file_name
+        if not path.is_file() or file_sha256(path) != digest:
+            raise IndexCorruptError(
+                f"{path} is missing or does not match its manifest checksum (corrupted or "
+                "truncated): `emoreview index rollback` returns to the previous version"
+            )
+    return manifest
+
+
+def rollback_index(
+    root: Path, to: str | None = None, lock_timeout_s: float = 600.0
+) -> tuple[str, str]:
+    """Point ``current`` back at ``to`` (default: the newest intact version older than
+    current); returns (from, to). The target's files are verified first."""
+    with publish_lock(root, lock_timeout_s):
+        current = current_version(root)
+        versions = list_versions(root)
+        if to is not None:
+            if to not in versions:
+                raise IndexNotFoundError(f"index version {to!r} not found under {root}")
+            candidates = [to]
+        else:
+            candidates = [v for v in reversed(versions) if v < current]
+        for candidate in candidates:
+            try:
+                verify_files(root / VERSIONS_DIR / candidate)
+            except IndexCorruptError:
+                if to is not None:
+                    raise
+                log.warning("index version %s is damaged too: skipped", candidate)
+                continue
+            write_text_atomic(root / CURRENT_POINTER, candidate + "\n")
+            log.info("index current rolled back from %s to %s", current, candidate)
+            return current, candidate
+    raise IndexNotFoundError(
+        f"no intact index version older than {current} under {root}: rebuild the index "
+        "(`emoreview index build`)"
+    )
+
+
 def load_index(
     root: Path,
     version: str | None = None,
@@ -312,12 +357,7 @@ def _load_version(
             f"{expected_dimension}-d vectors: rebuild the index"
         )
     if verify_checksums:
-        for file_name, digest in manifest.files.items():
-            path = directory / file_name
-            if not path.is_file() or file_sha256(path) != digest:
-                raise IndexCorruptError(
-                    f"{path} is missing or does not match its manifest checksum"
-                )
+        verify_files(directory, manifest)
     index = faiss.read_index(str(directory / INDEX_FILE))
     metadata = pd.read_parquet(directory / METADATA_FILE)
     if (

@@ -86,6 +86,26 @@ def build(
     out.print(f"-> {root}")
 
 
+@app.command("rollback")
+def rollback(
+    ctx: typer.Context,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Version to return to [default: the previous].")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Point the index's `current` back at the previous intact version (or --to VERSION),
+    e.g. after a published version was damaged; `serve reload` then serves it."""
+    from components.index.store import rollback_index
+
+    settings = settings_of(ctx)
+    old, new = rollback_index(settings.paths.index_root, to, settings.index.lock_timeout_s)
+    if as_json:
+        emit_json({"from": old, "to": new})
+        return
+    out.print(f"index current rolled back from {old} to {new}")
+
+
 @app.command("show")
 def show(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Show the current index version and the versions kept on disk."""

@@ -34,7 +34,7 @@ def audit(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         return
     table = Table(
         "ver", "aliases", "created (UTC)", "acc", "F1", "dataset", "data", "valid",
-        "commit", "decision",
+        "fb", "commit", "decision",
         title=f"{registry.name} ({settings.registry.tracking_uri or 'workspace sqlite'})",
     )  # fmt: skip
     for row in rows:
@@ -48,11 +48,12 @@ def audit(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             str(row["dataset"]),
             str(row["data_sha256"] or "")[:8],
             str(row["validation_status"]),
+            str(row["feedback_rows"] or "0"),
             commit,
             str(row["promotion_decision"]),
         )
     out.print(table)
-    out.print("why (F1 = test macro-F1, * = uncommitted changes):")
+    out.print("why (F1 = test macro-F1, fb = feedback corrections in train, * = uncommitted):")
     for row in rows:
         out.print(f"  v{row['version']}: {row['promotion_reason']}", soft_wrap=True)
 

@@ -33,6 +33,17 @@ def test_vision_cli(synthetic_faces: Path, tmp_path: Path) -> None:
     # Registered in the workspace's default sqlite MLflow and, being first, champion.
     assert summary["registered_version"] == "1" and summary["champion_version"] == "1"
     assert (ws / "mlflow.db").is_file() and (ws / "mlartifacts").is_dir()
+    assert summary["temperature"] > 0 and 0 <= summary["test_ece_after"] <= 1
+
+    card = run_cli(ws, "registry", "card", "champion")
+    assert card.returncode == 0, card.stderr
+    assert card.stdout.startswith("# Model card: emotion-classifier version 1")
+    assert f"accuracy **{summary['test_accuracy']:.4f}**" in card.stdout
+    facts = json.loads(run_cli(ws, "registry", "card", "1", "--json").stdout)
+    assert facts["calibration"]["temperature"] == summary["temperature"]
+    assert facts["data"]["data_sha256"] == summary["data_sha256"]
+    missing = run_cli(ws, "registry", "card", "7")
+    assert missing.returncode == 2 and "no version" in missing.stderr
 
     evaluated = run_cli(ws, "evaluate", "--data", str(synthetic_faces), "--tta", "flip", "--json")
     assert evaluated.returncode == 0, evaluated.stderr

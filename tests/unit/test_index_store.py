@@ -309,3 +309,36 @@ def test_a_version_pruned_while_loading_is_a_clear_retryable_error(
     with pytest.raises(IndexVersionGoneError, match="retry") as caught:
         load_index(tmp_path)
     assert caught.value.retryable
+
+
+def test_a_damaged_current_version_is_refused_by_name_and_rolled_back(
+    tmp_path: Path, small_reviews: pd.DataFrame
+) -> None:
+    from components.index.store import rollback_index
+    from components.settings import Settings
+    from components.vision.predict import ClassifierSource
+    from serving.package import package_archives
+
+    workspace = Settings.load(None, {"workspace": str(tmp_path / "ws")})
+    root = workspace.paths.index_root
+    embedder, settings = BagOfWordsEmbedder(), IndexSettings()
+    first = build_review_index(small_reviews, "a" * 64, embedder, settings, root)
+    second = build_review_index(small_reviews.head(40), "b" * 64, embedder, settings, root)
+    damaged = root / "versions" / second.version / "index.faiss"
+    damaged.write_bytes(damaged.read_bytes()[:100])  # truncated
+    with pytest.raises(IndexCorruptError, match="index.faiss"):
+        load_index(root)
+    source = ClassifierSource(tmp_path / "w.pt", version="1", sha256="0")
+    with pytest.raises(IndexCorruptError, match="index.faiss"):
+        package_archives(workspace, source)  # what `serve reload` packages
+    assert not list(workspace.paths.serving_dir.rglob("*.mar")), "nothing packaged"
+
+    assert rollback_index(root) == (second.version, first.version)
+    assert load_index(root).version == first.version
+    with pytest.raises(IndexNotFoundError, match="no intact index version older"):
+        rollback_index(root)
+    with pytest.raises(IndexCorruptError, match="index.faiss"):
+        rollback_index(root, to=second.version)
+    with pytest.raises(IndexNotFoundError, match="not found"):
+        rollback_index(root, to="19990101T000000000000Z-00000000")
+    assert load_index(root).version == first.version
