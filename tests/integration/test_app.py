@@ -156,6 +156,29 @@ def wait_answer(page, key: str):
     return footer.inner_text()
 
 
+def settled(page) -> None:
+    """Wait until the script run is over (Streamlit's running indicator is gone): a widget
+    opened while a rerun is still drawing can be redrawn closed."""
+    page.locator("[data-testid=stStatusWidget]").wait_for(state="hidden")
+
+
+def pick(page, selectbox: str, option: str) -> None:
+    """Choose ``option`` in a selectbox: open it from its own input (its label takes no
+    clicks) once the page has settled, and choose the option."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(3):
+        settled(page)
+        page.locator(f"{selectbox} input").click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    shoot(page, "failed-picking")
+    raise AssertionError(f"the {option!r} option of {selectbox} never appeared")
+
+
 def shown_error(page, words: str) -> str:
     alert = page.locator("[data-testid=stAlert]:visible", has_text=words).first
     alert.wait_for()
@@ -266,8 +289,7 @@ def test_a_correction_and_a_vote_in_the_app_reach_the_store_and_the_next_trainin
     wait_answer(page, "photo-face-0")
     predicted = page.locator(".st-key-photo-emotion h2").inner_text().split()[-2]
     right = next(e for e in EMOTIONS if e != predicted)
-    page.locator(".st-key-photo-face-0-right-emotion").click()
-    page.get_by_role("option", name=right, exact=True).click()
+    pick(page, ".st-key-photo-face-0-right-emotion", right)
     page.locator(".st-key-photo-face-0-consent label").click()
     page.get_by_role("button", name="Send").first.click()
     saved = page.locator(".st-key-photo-face-0-correction-saved")
@@ -275,7 +297,7 @@ def test_a_correction_and_a_vote_in_the_app_reach_the_store_and_the_next_trainin
     assert f"({right}; its face crop is kept for training)" in saved.inner_text()
     page.locator(".st-key-photo-face-0-vote-0-down").get_by_role("button").click()
     page.locator(".st-key-photo-face-0-vote-0-voted").wait_for()
-    shoot(page, "09-feedback")
+    shoot(page, "10-feedback")
 
     store = FeedbackStore.open(settings.feedback.url, settings.paths.feedback_dir)
     corrections, votes = store.rows("correction"), store.rows("review_vote")
