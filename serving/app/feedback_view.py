@@ -15,9 +15,11 @@ from components.settings import Settings
 from components.vision.faces import decode_image
 from components.vision.predict import classified_face
 
-CONSENT_TEXT = (
-    "Keep the 48x48 grayscale crop of this face so the next training can learn from it "
-    "(never the photo; deleted by `emoreview feedback purge`)"
+CONSENT_TEXT = "I agree: keep this face's 48x48 crop for training"
+CONSENT_HELP = (
+    "Only the 48x48 grayscale crop the classifier saw is kept, never the photo, so that the "
+    "next training can learn from your correction. Without this box only the correction "
+    "and the crop's sha256 are stored. `emoreview feedback purge` deletes them."
 )
 
 
@@ -45,7 +47,7 @@ def correction_form(
                 "Wrong emotion? Pick the right one", others, key=f"{key}-right-emotion"
             )
         with middle:
-            consent = st.checkbox(CONSENT_TEXT, key=f"{key}-consent")
+            consent = st.checkbox(CONSENT_TEXT, key=f"{key}-consent", help=CONSENT_HELP)
         with right:
             sent = st.form_submit_button("Send")
     if not sent:
