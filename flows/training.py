@@ -36,14 +36,14 @@ def ensure_training_data(settings: Settings, data: str | None) -> str:
 def collect_feedback(settings: Settings) -> list[int]:
     """The consented corrections this training merges into train (after the retention
     purge): their row ids, so validation and training see exactly the same rows."""
-    from registry.training import training_feedback
+    from registry.training import training_feedback_ids
 
-    faces = training_feedback(settings)
-    if faces is None:
+    ids = training_feedback_ids(settings)
+    if ids is None:
         get_run_logger().info("feedback.use_in_training is off: no feedback in this training")
         return []
-    get_run_logger().info("%d consented feedback corrections to merge into train", len(faces))
-    return faces.ids
+    get_run_logger().info("%d consented feedback corrections to merge into train", len(ids))
+    return ids
 
 
 @task(name="validate image data")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import mlflow
@@ -78,13 +79,21 @@ def training_feedback(settings: Settings, ids: Sequence[int] | None = None) -> F
     when ``feedback.use_in_training`` is off."""
     if not settings.feedback.use_in_training:
         return None
-    store = FeedbackStore.from_settings(settings)
-    try:
+    with FeedbackStore.from_settings(settings) as store:
         if ids is not None:
             return load_feedback_faces(store, ids)
         return collect_training_feedback(store, settings.feedback.retention_days)
-    finally:
-        store.close()
+
+
+def training_feedback_ids(settings: Settings) -> list[int] | None:
+    """Like :func:`training_feedback` (retention purge first), but only the rows' ids: a
+    flow snapshots them without reading a face."""
+    if not settings.feedback.use_in_training:
+        return None
+    with FeedbackStore.from_settings(settings) as store:
+        if settings.feedback.retention_days is not None:
+            store.purge(older_than=timedelta(days=settings.feedback.retention_days))
+        return [row.id for row in store.training_corrections()]
 
 
 def track_training(

@@ -168,6 +168,12 @@ class FeedbackStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> FeedbackStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # ------------------------------------------------------------------ schema
 
     def _upgrade(self) -> int:
@@ -363,8 +369,5 @@ def unhelpful_reviews(settings: Settings) -> list[str]:
     threshold = settings.feedback.exclude_unhelpful_after
     if threshold is None:
         return []
-    store = FeedbackStore.from_settings(settings)
-    try:
+    with FeedbackStore.from_settings(settings) as store:
         return reviews_voted_unhelpful(store.unhelpful_counts(), threshold)
-    finally:
-        store.close()

@@ -113,6 +113,9 @@ class FaceCrops:
     found: int
 
 
+FACE_MARGIN = 0.1  # of a face box's size, kept around it when cropping
+
+
 class FaceDetector:
     """OpenCV Haar cascade frontal-face detector (``opencv-python-headless`` < 5)."""
 
@@ -120,7 +123,7 @@ class FaceDetector:
         self,
         cascade: object,
         min_size: int = 24,
-        margin: float = 0.1,
+        margin: float = FACE_MARGIN,
         max_side: int = 1024,
         max_faces: int = 8,
     ) -> None:
@@ -135,7 +138,7 @@ class FaceDetector:
         cls,
         cascade_path: Path | None = None,
         min_size: int = 24,
-        margin: float = 0.1,
+        margin: float = FACE_MARGIN,
         max_side: int = 1024,
         max_faces: int = 8,
     ) -> FaceDetector:
@@ -188,7 +191,7 @@ def _scaled_box(x: int, y: int, width: int, height: int, scale: float) -> Box:
     return Box(round(x / scale), round(y / scale), round(width / scale), round(height / scale))
 
 
-def crop_box(gray: np.ndarray, box: Box, margin: float = 0.1) -> np.ndarray:
+def crop_box(gray: np.ndarray, box: Box, margin: float = FACE_MARGIN) -> np.ndarray:
     """The pixels of ``box`` with ``margin`` (a fraction of its size) around it, clipped."""
     pad_x, pad_y = int(box.width * margin), int(box.height * margin)
     height, width = gray.shape[:2]

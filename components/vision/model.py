@@ -165,12 +165,6 @@ def load_weights(path: Path, map_location: str | torch.device = "cpu") -> nn.Mod
     return model.eval()
 
 
-def read_temperature(path: Path) -> float:
-    """The calibration temperature saved with the weights (1.0 when none was fitted)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    return float(payload.get("calibration", {}).get("temperature", 1.0))
-
-
 def crop_size(model: nn.Module) -> int:
     """The side of the face crops the model was trained on (48 for FER-2013 ResNets)."""
     arch = model.architecture() if hasattr(model, "architecture") else {}

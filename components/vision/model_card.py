@@ -95,6 +95,11 @@ def render_model_card(card: ModelCard) -> str:
         if data.synthetic
         else "no"
     )
+    feedback = f"- user feedback corrections in train: {data.feedback_rows}"
+    if data.feedback_rows:
+        feedback += f" (sha256 `{data.feedback_sha256[:16]}`)"
+    if data.feedback_dropped:
+        feedback += f"; {data.feedback_dropped} dropped as test duplicates"
     lines = [
         f"# Model card: {card.model_name} version {card.version}",
         "",
@@ -112,9 +117,7 @@ def render_model_card(card: ModelCard) -> str:
         f"- data sha256 `{data.data_sha256}`; test set sha256 `{data.test_set_sha256}`",
         f"- validation (Great Expectations image suite): "
         f"{'passed' if data.validation_passed else 'FAILED'} ({data.validation_detail})",
-        f"- user feedback corrections in train: {data.feedback_rows}"
-        + (f" (sha256 `{data.feedback_sha256[:16]}`)" if data.feedback_rows else "")
-        + (f"; {data.feedback_dropped} dropped as test duplicates" * bool(data.feedback_dropped)),
+        feedback,
         "",
         "| split | " + " | ".join(EMOTIONS) + " | total |",
         "| --- |" + " ---: |" * (len(EMOTIONS) + 1),

@@ -20,6 +20,7 @@ from components.hashing import file_sha256
 from components.settings import VisionSettings
 from components.vision.evaluate import predict_probabilities
 from components.vision.faces import (
+    FACE_MARGIN,
     Box,
     FaceCrops,
     FaceDetector,
@@ -49,7 +50,7 @@ def face_to_input(pixels: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
 
 
 def classified_face(
-    gray: np.ndarray, box: dict[str, int], margin: float = 0.1, size: int = IMAGE_SIZE
+    gray: np.ndarray, box: dict[str, int], margin: float = FACE_MARGIN, size: int = IMAGE_SIZE
 ) -> np.ndarray:
     """The size x size grayscale crop the classifier saw for the face at ``box`` of an
     answer (the detector's margin around it): what feedback stores, never the photo."""

@@ -76,8 +76,7 @@ def add(
     predictor = EmotionPredictor.from_weights(source.weights, settings.vision)
     gray = predictor.decode(image.read_bytes())
     face = predictor.predict_decoded([gray], all_faces=False)[0].faces[0]
-    store = open_store(settings)
-    try:
+    with open_store(settings) as store:
         row = store.add_correction(
             face=classified_face(gray, face.box, margin=predictor.detector.margin),
             corrected_emotion=corrected,
@@ -89,8 +88,6 @@ def add(
             consent=consent,
             source="cli",
         )
-    finally:
-        store.close()
     if as_json:
         emit_json(row.as_dict())
         return
@@ -117,8 +114,7 @@ def vote(
     """Say whether a review shown in an answer explained the emotion."""
     from components.feedback.store import ServedVersions
 
-    store = open_store(settings_of(ctx))
-    try:
+    with open_store(settings_of(ctx)) as store:
         row = store.add_vote(
             review_id=review_id,
             helpful=helpful,
@@ -126,8 +122,6 @@ def vote(
             versions=ServedVersions(),
             source="cli",
         )
-    finally:
-        store.close()
     if as_json:
         emit_json(row.as_dict())
         return
@@ -137,11 +131,8 @@ def vote(
 @app.command("list")
 def list_rows(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Every feedback row: when, what was predicted, the correction or vote, versions."""
-    store = open_store(settings_of(ctx))
-    try:
+    with open_store(settings_of(ctx)) as store:
         rows = store.rows()
-    finally:
-        store.close()
     if as_json:
         emit_json({"feedback": [row.as_dict() for row in rows]})
         return
@@ -178,14 +169,11 @@ def export(
     """All rows as one JSON document (face files are named, not embedded)."""
     import json
 
-    store = open_store(settings_of(ctx))
-    try:
+    with open_store(settings_of(ctx)) as store:
         document = {
             "faces_dir": str(store.faces_dir),
             "feedback": [row.as_dict() for row in store.rows()],
         }
-    finally:
-        store.close()
     if output is None:
         emit_json(document)
         return
@@ -198,11 +186,8 @@ def report(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Per emotion: corrections from and to it, and the reviews most often voted unhelpful."""
     from components.feedback.report import feedback_report
 
-    store = open_store(settings_of(ctx))
-    try:
+    with open_store(settings_of(ctx)) as store:
         summary = feedback_report(store.rows())
-    finally:
-        store.close()
     if as_json:
         emit_json(summary)
         return
@@ -238,13 +223,10 @@ def purge(
     """Delete feedback rows (and every face file no remaining row refers to)."""
     if older_than is None and not everything:
         raise UserError("say what to delete: --older-than 90d or --all")
-    store = open_store(settings_of(ctx))
-    try:
+    with open_store(settings_of(ctx)) as store:
         result = store.purge(
             older_than=parse_age(older_than) if older_than else None, everything=everything
         )
-    finally:
-        store.close()
     if as_json:
         emit_json({"rows": result.rows, "files": result.files})
         return

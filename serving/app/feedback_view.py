@@ -1,5 +1,5 @@
-"""Feedback from the Photo tab: "wrong emotion? pick the right one" per face, and 👍/👎 per
-review. Rows go to the feedback store (``feedback.url``); a face crop only with the
+"""Feedback from the Photo tab: "wrong emotion? pick the right one" per face, and helpful /
+not helpful per review. Rows go to the feedback store (``feedback.url``); a face crop only with the
 person's explicit consent, and only the 48x48 grayscale crop the classifier saw."""
 
 from __future__ import annotations

@@ -130,13 +130,13 @@ def test_all_four_endpoints_answer(served, client) -> None:
 def test_served_probabilities_are_the_versions_calibrated_ones(served, client) -> None:
     """The served 7 probabilities are softmax(logits / T) with the champion's temperature:
     they sum to 1, match the calibrated model run here, and differ from the raw ones."""
-    from components.vision.model import TemperatureScaled, load_weights, read_temperature
+    from components.vision.model import TemperatureScaled, load_weights, temperature_of
     from components.vision.predict import EmotionPredictor
     from registry.models import open_registry
 
     settings, _, _ = served
     source = open_registry(settings).fetch("champion", settings.paths.models_dir)
-    assert read_temperature(source.weights) == pytest.approx(SERVED_TEMPERATURE)
+    assert temperature_of(load_weights(source.weights)) == pytest.approx(SERVED_TEMPERATURE)
     served_probs = client.emotion(face_png())["faces"][0]["probabilities"]
     assert sum(served_probs.values()) == pytest.approx(1.0, abs=1e-5)
 

@@ -22,8 +22,8 @@ from components.vision.model import (
     EmotionResNet,
     TemperatureScaled,
     load_weights,
-    read_temperature,
     save_weights,
+    temperature_of,
 )
 
 
@@ -88,7 +88,7 @@ def test_the_temperature_travels_with_the_weights_and_scales_the_logits(tmp_path
     model = EmotionResNet().eval()
     path = tmp_path / "calibrated.pt"
     save_weights(TemperatureScaled(model, 2.5), path)
-    assert read_temperature(path) == 2.5
+    assert temperature_of(load_weights(path)) == 2.5
     loaded = load_weights(path)
     assert isinstance(loaded, TemperatureScaled) and loaded.temperature == 2.5
     assert loaded.architecture() == model.architecture()
@@ -100,7 +100,8 @@ def test_the_temperature_travels_with_the_weights_and_scales_the_logits(tmp_path
     )
     plain = tmp_path / "plain.pt"
     save_weights(model, plain)
-    assert read_temperature(plain) == 1.0 and not isinstance(load_weights(plain), TemperatureScaled)
+    assert temperature_of(load_weights(plain)) == 1.0
+    assert not isinstance(load_weights(plain), TemperatureScaled)
 
 
 def test_the_reliability_diagram_is_a_png(tmp_path: Path) -> None:
