@@ -275,6 +275,13 @@ class ServingSettings(_Section):
     url: str | None = Field(
         None, description="Inference URL clients call [default: http://host:inference_port]."
     )
+    client_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="How often the project's client asks again after a 503 (queue full) or "
+        "507 (TorchServe's 'Worker died.': it restarts the worker), backing off 0.5 s, 1 s…",
+    )
 
 
 class AppSettings(_Section):

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from components.errors import EmoreviewError
 
@@ -37,6 +39,31 @@ class ClientError(EmoreviewError, RuntimeError):
 
 
 FACES_HEADER = "X-Emoreview-Faces"  # read by serving.handler
+# Answers worth asking again: 503 (TorchServe's queue is full, or no worker is up yet) and
+# 507 "Worker died." (TorchServe's answer to the requests inside a worker that died; it
+# restarts the worker). Every endpoint is a pure function of its request, so a retry is
+# safe.
+RETRIED_STATUSES = (503, 507)
+
+
+def retrying_session(retries: int, backoff_s: float = 0.5) -> requests.Session:
+    """A session that retries a 503 or 507 answer ``retries`` times, backing off
+    ``backoff_s``, 2×, 4×… (or as long as ``Retry-After`` says); a refused connection or a
+    timeout is never retried (a stopped server is reported at once)."""
+    retry = Retry(
+        total=retries,
+        connect=0,
+        read=0,
+        status=retries,
+        status_forcelist=RETRIED_STATUSES,
+        allowed_methods=None,  # POST too: the endpoints are idempotent
+        backoff_factor=backoff_s,
+        raise_on_status=False,  # the last answer comes back as it is
+    )
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    return session
 
 
 def _faces_header(all_faces: bool | None) -> dict[str, str]:
@@ -44,11 +71,13 @@ def _faces_header(all_faces: bool | None) -> dict[str, str]:
 
 
 class EmoreviewClient:
-    def __init__(self, url: str, key_file: Path | None = None, timeout: float = 120) -> None:
+    def __init__(
+        self, url: str, key_file: Path | None = None, timeout: float = 120, retries: int = 2
+    ) -> None:
         self.url = url.rstrip("/")
         self.key_file = key_file
         self.timeout = timeout
-        self.session = requests.Session()
+        self.session = retrying_session(retries)
 
     @classmethod
     def from_settings(
@@ -63,7 +92,7 @@ class EmoreviewClient:
         serving = settings.serving
         target = url or serving.url or f"http://{serving.host}:{serving.inference_port}"
         keys = key_file or settings.app.key_file or settings.paths.serving_dir / "key_file.json"
-        return cls(target, keys, timeout or serving.response_timeout_s)
+        return cls(target, keys, timeout or serving.response_timeout_s, serving.client_retries)
 
     def _token(self) -> str | None:
         """The inference key from the key file; ``None`` when there is no key file."""

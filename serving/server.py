@@ -11,9 +11,11 @@ after their queues drained, so requests keep being answered throughout. Keys exp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import requests
 
 from components.errors import EmoreviewError
@@ -35,6 +38,9 @@ log = logging.getLogger(__name__)
 BASE_CONFIG = Path(__file__).with_name("torchserve.properties")
 KEY_FILE = "key_file.json"
 SERVED_FILE = "served.json"
+WORKERS_FILE = "workers.json"  # the served version's worker pids at start or reload
+PID_FILE = ".model_server.pid"  # TorchServe's, in its TMPDIR
+WORKER_SCRIPT = "model_service_worker.py"
 
 
 class ServerError(EmoreviewError, RuntimeError):
@@ -149,6 +155,7 @@ class TorchServe:
     def start(self, bundle: ServedBundle) -> None:
         if self.is_running():
             raise ServerError(f"a server already answers at {self.inference_url}")
+        self.clear_stale_state()
         for folder in (self.tmp, self.logs):
             folder.mkdir(parents=True, exist_ok=True)
         (self.folder / KEY_FILE).unlink(missing_ok=True)
@@ -180,6 +187,7 @@ class TorchServe:
             )
         self.wait_ready(bundle)
         self._save_served(bundle)
+        self._save_workers(bundle)
 
     def wait_ready(self, bundle: ServedBundle) -> None:
         deadline = time.monotonic() + self.settings.serving.startup_timeout_s
@@ -203,9 +211,59 @@ class TorchServe:
         workers = described[0].get("workers", []) if described else []
         return any(worker.get("status") == "READY" for worker in workers)
 
+    # ------------------------------------------------------------------ dead servers
+
+    def stale_pid(self) -> int | None:
+        """The pid in TorchServe's pid file when that frontend is gone (killed, crashed)."""
+        path = self.tmp / PID_FILE
+        try:
+            pid = int(path.read_text(encoding="utf-8").split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        try:
+            alive = "org.pytorch.serve" in " ".join(psutil.Process(pid).cmdline())
+        except psutil.Error:
+            alive = False
+        return None if alive else pid
+
+    def orphan_workers(self) -> list[psutil.Process]:
+        """Python workers of this server's (dead) frontend: their socket is in our TMPDIR."""
+        tmp = str(self.tmp.resolve())
+        found = []
+        for process in psutil.process_iter(["cmdline"]):
+            command = process.info.get("cmdline") or []
+            if any(part.endswith(WORKER_SCRIPT) for part in command) and any(
+                part.startswith(f"{tmp}/") for part in command
+            ):
+                found.append(process)
+        return found
+
+    def clear_stale_state(self) -> list[str]:
+        """What a dead frontend left: its workers (killed), pid file, sockets and unpacked
+        archives (the whole TMPDIR, which only a running server uses). Call only when no
+        server answers; returns what was cleared."""
+        cleared = []
+        orphans = self.orphan_workers()
+        for process in orphans:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        psutil.wait_procs(orphans, timeout=10)
+        if orphans:
+            cleared.append(f"{len(orphans)} orphan worker(s)")
+        stale = self.stale_pid()
+        if stale is not None:
+            cleared.append(f"stale pid file (pid {stale})")
+        if self.tmp.is_dir() and any(self.tmp.iterdir()):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            cleared.append(f"{self.tmp}")
+        if cleared:
+            log.warning("cleared what a dead TorchServe left: %s", ", ".join(cleared))
+        return cleared
+
     def stop(self) -> bool:
-        """Stop the server; False when none was running."""
+        """Stop the server; False when none was running (what a dead one left is cleared)."""
         if not self.is_running():
+            self.clear_stale_state()
             return False
         with (self.logs / "console.log").open("ab") as sink:
             subprocess.run(
@@ -225,8 +283,15 @@ class TorchServe:
         return True
 
     def status(self) -> dict[str, Any]:
+        """What runs: models, versions and workers, and every worker TorchServe restarted
+        since the served version started (its pid changed). When nothing answers, the pid
+        of a frontend that died without ``serve stop`` (``frontend_died``)."""
         if not self.is_running():
-            return {"running": False, "inference_url": self.inference_url}
+            return {
+                "running": False,
+                "inference_url": self.inference_url,
+                "frontend_died": self.stale_pid(),
+            }
         models = {}
         for entry in self._management("GET", "/models").json().get("models", []):
             name = entry["modelName"]
@@ -236,20 +301,52 @@ class TorchServe:
                     "version": d["modelVersion"],
                     "default": d.get("isDefaultVersion", False),
                     "workers": [w.get("status") for w in d.get("workers", [])],
+                    "worker_pids": [w.get("pid") for w in d.get("workers", [])],
                     "batch_size": d.get("batchSize"),
                     "max_batch_delay": d.get("maxBatchDelay"),
                 }
                 for d in described
             ]
+        served = self.served()
         return {
             "running": True,
             "inference_url": self.inference_url,
             "management_url": self.management_url,
             "metrics_url": f"{self.metrics_url}/metrics",
             "key_file": str(self.folder / KEY_FILE),
-            "served": self.served(),
+            "served": served,
             "models": models,
+            "worker_restarts": self._restarts(served, models),
         }
+
+    def _restarts(
+        self, served: ServedBundle | None, models: dict[str, list[dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """Workers of the served version whose pid is not the one they started with."""
+        path = self.folder / WORKERS_FILE
+        if served is None or not path.is_file():
+            return []
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        if recorded.get("version") != served.version:
+            return []
+        restarts = []
+        for endpoint, pids in recorded.get("workers", {}).items():
+            for entry in models.get(endpoint, []):
+                if entry["version"] != served.version:
+                    continue
+                now = [pid for pid in entry["worker_pids"] if pid not in pids]
+                gone = [pid for pid in pids if pid not in entry["worker_pids"]]
+                if now or gone:
+                    restarts.append({"endpoint": endpoint, "old_pids": gone, "new_pids": now})
+        return restarts
+
+    def _save_workers(self, bundle: ServedBundle) -> None:
+        pids = {}
+        for endpoint in bundle.archives:
+            described = self._management("GET", f"/models/{endpoint}/{bundle.version}").json()
+            pids[endpoint] = [w.get("pid") for w in described[0].get("workers", [])]
+        document = {"version": bundle.version, "workers": pids}
+        write_text_atomic(self.folder / WORKERS_FILE, json.dumps(document, indent=2))
 
     def reload(self, bundle: ServedBundle) -> ServedBundle | None:
         """Swap every endpoint to ``bundle`` without downtime, all or nothing; returns the
@@ -285,6 +382,7 @@ class TorchServe:
             kept = f"every endpoint still serves {old.version}" if old else "nothing was served"
             raise ServerError(f"reload to {bundle.version} failed ({kept}): {error}") from error
         self._save_served(bundle)
+        self._save_workers(bundle)
         if old is not None:
             retiring = [endpoint for endpoint in old.archives if endpoint in bundle.archives]
             self._drain(retiring, old.version)

@@ -126,16 +126,31 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         emit_json(report)
         return
     if not report["running"]:
-        out.print(f"TorchServe is not running ({report['inference_url']})")
+        died = report.get("frontend_died")
+        if died is not None:
+            out.print(
+                f"TorchServe is not running: its frontend (pid {died}) died without `serve "
+                "stop`; `emoreview serve start` clears what it left and starts it again",
+                soft_wrap=True,
+            )
+        else:
+            out.print(f"TorchServe is not running ({report['inference_url']})")
         raise typer.Exit(code=1)
     out.print(f"TorchServe at {report['inference_url']}, metrics {report['metrics_url']}")
     for name, versions in report["models"].items():
         for version in versions:
             default = " (default)" if version["default"] else ""
             out.print(
-                f"  {name} v{version['version']}{default}: workers {version['workers']}, "
+                f"  {name} v{version['version']}{default}: workers {version['workers']} "
+                f"(pids {version['worker_pids']}), "
                 f"batch {version['batch_size']} / {version['max_batch_delay']} ms"
             )
+    for restart in report["worker_restarts"]:
+        out.print(
+            f"  restarted: {restart['endpoint']} worker pid {restart['old_pids']} died, "
+            f"TorchServe started pid {restart['new_pids']}",
+            soft_wrap=True,
+        )
 
 
 @predict_app.command("predict")
