@@ -8,7 +8,7 @@ export GX_ANALYTICS_ENABLED ?= false
 export TOKENIZERS_PARALLELISM ?= false
 PYTEST_ARGS ?=
 
-.PHONY: install browser postgres test test-unit test-integration lint format demo demo-data app screenshots bench clean
+.PHONY: install browser postgres test chaos test-unit test-integration lint format demo demo-data app screenshots bench clean
 
 # (Re)install when the project's requirements change. constraints.txt holds the versions
 # this project was tested with, so every machine resolves the same set.
@@ -50,14 +50,21 @@ postgres:
 # "no tests collected": that is a failure of the suite, reported as such.
 test: $(STAMP) $(FER_WHEEL) browser postgres
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/python -m pytest -m "not chaos" $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$rc
+
+# The fault suite (tests/chaos): kills workers, the TorchServe frontend, index builds, fills
+# the disk, floods uploads; prints the table (fault, checked, survived, requests lost) and
+# writes it to benchmarks/results/chaos.md for README.
+chaos: $(STAMP) $(FER_WHEEL)
+	$(BIN)/python -m pytest -m chaos --chaos-table benchmarks/results/chaos.md $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$rc
 
 test-unit: $(STAMP) $(FER_WHEEL)
 	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
 test-integration: $(STAMP) $(FER_WHEEL) browser postgres
-	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "integration and not chaos" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

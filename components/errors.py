@@ -9,6 +9,7 @@ Dependency-free, so the command line can name it without importing the stack.
 
 from __future__ import annotations
 
+import errno
 from typing import ClassVar
 
 
@@ -27,3 +28,19 @@ class EmoreviewError(Exception):
 def is_user_error(error: BaseException) -> bool:
     """Whether ``error`` is a user's mistake to report in one line (not a bug)."""
     return isinstance(error, EmoreviewError) and error.user_error
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def disk_full_error(error: BaseException) -> OSError | None:
+    """The "no space left" / "file too large" / "quota" error behind ``error`` (itself or any
+    exception it was raised from), if there is one: the machine's state, not a bug."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS:
+            return current
+        current = current.__cause__ or current.__context__
+    return None

@@ -40,3 +40,4 @@ def save_npy_atomic(path: Path, array: np.ndarray) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+

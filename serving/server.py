@@ -11,11 +11,9 @@ after their queues drained, so requests keep being answered throughout. Keys exp
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -30,6 +28,7 @@ import requests
 from components.errors import EmoreviewError
 from components.files import write_text_atomic
 from components.settings import Settings
+from serving.dead_server import clear_stale_state, orphan_workers, stale_pid, worker_restarts
 from serving.package import ServedBundle, model_store
 
 log = logging.getLogger(__name__)
@@ -39,8 +38,6 @@ BASE_CONFIG = Path(__file__).with_name("torchserve.properties")
 KEY_FILE = "key_file.json"
 SERVED_FILE = "served.json"
 WORKERS_FILE = "workers.json"  # the served version's worker pids at start or reload
-PID_FILE = ".model_server.pid"  # TorchServe's, in its TMPDIR
-WORKER_SCRIPT = "model_service_worker.py"
 
 
 class ServerError(EmoreviewError, RuntimeError):
@@ -211,54 +208,14 @@ class TorchServe:
         workers = described[0].get("workers", []) if described else []
         return any(worker.get("status") == "READY" for worker in workers)
 
-    # ------------------------------------------------------------------ dead servers
-
     def stale_pid(self) -> int | None:
-        """The pid in TorchServe's pid file when that frontend is gone (killed, crashed)."""
-        path = self.tmp / PID_FILE
-        try:
-            pid = int(path.read_text(encoding="utf-8").split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        try:
-            alive = "org.pytorch.serve" in " ".join(psutil.Process(pid).cmdline())
-        except psutil.Error:
-            alive = False
-        return None if alive else pid
+        return stale_pid(self.tmp)
 
     def orphan_workers(self) -> list[psutil.Process]:
-        """Python workers of this server's (dead) frontend: their socket is in our TMPDIR."""
-        tmp = str(self.tmp.resolve())
-        found = []
-        for process in psutil.process_iter(["cmdline"]):
-            command = process.info.get("cmdline") or []
-            if any(part.endswith(WORKER_SCRIPT) for part in command) and any(
-                part.startswith(f"{tmp}/") for part in command
-            ):
-                found.append(process)
-        return found
+        return orphan_workers(self.tmp)
 
     def clear_stale_state(self) -> list[str]:
-        """What a dead frontend left: its workers (killed), pid file, sockets and unpacked
-        archives (the whole TMPDIR, which only a running server uses). Call only when no
-        server answers; returns what was cleared."""
-        cleared = []
-        orphans = self.orphan_workers()
-        for process in orphans:
-            with contextlib.suppress(psutil.Error):
-                process.kill()
-        psutil.wait_procs(orphans, timeout=10)
-        if orphans:
-            cleared.append(f"{len(orphans)} orphan worker(s)")
-        stale = self.stale_pid()
-        if stale is not None:
-            cleared.append(f"stale pid file (pid {stale})")
-        if self.tmp.is_dir() and any(self.tmp.iterdir()):
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            cleared.append(f"{self.tmp}")
-        if cleared:
-            log.warning("cleared what a dead TorchServe left: %s", ", ".join(cleared))
-        return cleared
+        return clear_stale_state(self.tmp)
 
     def stop(self) -> bool:
         """Stop the server; False when none was running (what a dead one left is cleared)."""
@@ -322,23 +279,10 @@ class TorchServe:
     def _restarts(
         self, served: ServedBundle | None, models: dict[str, list[dict[str, Any]]]
     ) -> list[dict[str, Any]]:
-        """Workers of the served version whose pid is not the one they started with."""
         path = self.folder / WORKERS_FILE
         if served is None or not path.is_file():
             return []
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-        if recorded.get("version") != served.version:
-            return []
-        restarts = []
-        for endpoint, pids in recorded.get("workers", {}).items():
-            for entry in models.get(endpoint, []):
-                if entry["version"] != served.version:
-                    continue
-                now = [pid for pid in entry["worker_pids"] if pid not in pids]
-                gone = [pid for pid in pids if pid not in entry["worker_pids"]]
-                if now or gone:
-                    restarts.append({"endpoint": endpoint, "old_pids": gone, "new_pids": now})
-        return restarts
+        return worker_restarts(json.loads(path.read_text(encoding="utf-8")), served, models)
 
     def _save_workers(self, bundle: ServedBundle) -> None:
         pids = {}

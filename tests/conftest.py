@@ -18,6 +18,14 @@ import pytest  # noqa: E402
 from components.settings import Settings  # noqa: E402
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--chaos-table",
+        default=None,
+        help="The fault suite (tests/chaos): write its table (Markdown) to this file.",
+    )
+
+
 @pytest.fixture(autouse=True)
 def _no_emoreview_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests build their settings explicitly; a developer's EMOREVIEW_* must not leak in."""

@@ -2,7 +2,7 @@
 
 Layout under the index root::
 
-    versions/<version>/index.faiss     faiss.write_index (inner product, normalised vectors)
+    versions/<version>/index.faiss     faiss's index format (inner product, normalised vectors)
     versions/<version>/reviews.parquet review metadata, row i = vector id i
     versions/<version>/manifest.json   embedder, dimension, metric, count, data sha256, ...
     current                            name of the version readers use
@@ -117,6 +117,22 @@ def remove_stale_staging(versions: Path) -> list[str]:
     return [p.name for p in stale]
 
 
+def remove_abandoned_versions(root: Path) -> list[str]:
+    """Delete versions newer than ``current``: a build killed between its rename and the
+    pointer switch left them, or ``rollback`` moved away from them. Nothing reads them;
+    call with the publish lock held."""
+    try:
+        current = current_version(root)
+    except IndexNotFoundError:
+        return []
+    abandoned = [v for v in list_versions(root) if v > current]
+    for version in abandoned:
+        shutil.rmtree(root / VERSIONS_DIR / version, ignore_errors=True)
+    if abandoned:
+        log.info("removed index version(s) never or no longer current: %s", abandoned)
+    return abandoned
+
+
 def build_faiss_index(vectors: np.ndarray, settings: IndexSettings) -> faiss.Index:
     """An inner-product index over ``vectors`` (already L2-normalised); id = row position."""
     if vectors.ndim != 2 or vectors.shape[0] == 0:
@@ -130,6 +146,18 @@ def build_faiss_index(vectors: np.ndarray, settings: IndexSettings) -> faiss.Ind
         index.hnsw.efSearch = settings.hnsw_ef_search
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     return index
+
+
+def write_faiss_index(index: faiss.Index, path: Path) -> None:
+    """``faiss.write_index``'s format, written by Python: a full disk raises an ``OSError``
+    with its errno and the file's name (faiss's own writer raises a bare RuntimeError)."""
+    data = faiss.serialize_index(index)
+    try:
+        with path.open("wb") as handle:
+            handle.write(memoryview(data))
+    except OSError as error:
+        error.filename = error.filename or str(path)
+        raise
 
 
 def new_version_name(data_sha256: str, now: datetime | None = None) -> str:
@@ -175,6 +203,7 @@ def _publish_locked(
     versions = root / VERSIONS_DIR
     versions.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(versions)
+    remove_abandoned_versions(root)
     newest = (list_versions(root) or [""])[-1]
     if newest > manifest.version:
         raise StaleIndexBuildError(
@@ -185,7 +214,7 @@ def _publish_locked(
     staging = versions / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
     staging.mkdir()
     try:
-        faiss.write_index(index, str(staging / INDEX_FILE))
+        write_faiss_index(index, staging / INDEX_FILE)
         metadata.reset_index(drop=True).to_parquet(staging / METADATA_FILE, index=False)
         for name, writer in (extra_files or {}).items():
             writer(staging / name)

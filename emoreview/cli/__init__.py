@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from components.errors import is_user_error
+from components.errors import disk_full_error, is_user_error
 from emoreview.cli import (
     analysis,
     feedback,
@@ -102,6 +102,17 @@ def main() -> None:
     try:
         app()
     except Exception as error:
+        full = disk_full_error(error)
+        if full is not None:  # the machine's state, not a bug: one line, exit code 1
+            where = f" writing {full.filename}" if full.filename else ""
+            err.print(
+                f"[red]error:[/] the disk is full (or a file size limit was hit){where}: "
+                f"{full.strerror}. Nothing half-written was published; free space and run "
+                "the command again.",
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.exit(1)
         if not is_user_error(error):
             raise
         err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)

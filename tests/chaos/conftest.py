@@ -36,12 +36,6 @@ class FaultReport:
 REPORTS: dict[str, FaultReport] = {}
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--chaos-table", default=None, help="Write the fault table (Markdown) to this file."
-    )
-
-
 @pytest.fixture
 def fault_report(request: pytest.FixtureRequest):
     """The row this test reports: ``fault_report(number, fault)``."""
