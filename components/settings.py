@@ -234,6 +234,16 @@ class RegistrySettings(_Section):
         le=1.0,
         description="A challenger must beat the champion's test macro-F1 by at least this.",
     )
+    http_retries: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description="Retries of a request to an `mlflow server` that does not answer (backing "
+        "off 1 s, 2 s, 4 s…) before the run fails with a clear error.",
+    )
+    http_timeout_s: int = Field(
+        30, ge=1, le=3600, description="Seconds one request to an `mlflow server` may take."
+    )
 
 
 class ServingSettings(_Section):

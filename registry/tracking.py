@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import requests
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from components.errors import EmoreviewError
 from components.index.store import IndexManifest
 from components.settings import Settings
 
@@ -33,14 +39,52 @@ def is_local_backend(settings: Settings) -> bool:
     return settings.registry.tracking_uri is None
 
 
+class TrackingServerError(EmoreviewError, RuntimeError):
+    """The MLflow tracking server stopped answering (after ``registry.http_retries``)."""
+
+
 def connect(settings: Settings) -> MlflowClient:
-    """Point MLflow at the configured backend and return a client for it."""
+    """Point MLflow at the configured backend and return a client for it (requests to a
+    server retried ``registry.http_retries`` times, each at most ``http_timeout_s``)."""
     uri = tracking_uri(settings)
     if is_local_backend(settings):
         settings.paths.mlflow_db.parent.mkdir(parents=True, exist_ok=True)
+    # MLflow reads these on every request.
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.registry.http_retries)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.registry.http_timeout_s)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _unreachable(error: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current)
+        if isinstance(current, requests.ConnectionError) or "Max retries exceeded" in text:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@contextmanager
+def tracking_server_guard(settings: Settings, doing: str) -> Iterator[None]:
+    """Turn "the MLflow server does not answer" during ``doing`` into one clear
+    :class:`TrackingServerError` (any other error passes through)."""
+    try:
+        yield
+    except (MlflowException, requests.RequestException) as error:
+        if is_local_backend(settings) or not _unreachable(error):
+            raise
+        raise TrackingServerError(
+            f"the MLflow tracking server at {tracking_uri(settings)} stopped answering during "
+            f"{doing} (after {settings.registry.http_retries} retries): nothing was promoted "
+            "and the champion is unchanged (a version registered before the failure keeps "
+            "its weights and tags). Start the server again and rerun."
+        ) from error
 
 
 def run_link(settings: Settings, run_id: str) -> str | None:

@@ -36,6 +36,7 @@ from registry.tracking import (
     ensure_experiment,
     git_revision,
     settings_params,
+    tracking_server_guard,
 )
 
 log = logging.getLogger(__name__)
@@ -219,20 +220,23 @@ def train_and_register(
     index_version: str | None = None,
     progress: bool = True,
 ) -> RegistrationResult:
-    """Train on ``data`` in an MLflow run, register the model, and apply the gate."""
-    run_id, outcome = track_training(
-        data,
-        settings,
-        min_per_class=min_per_class,
-        run_dir=run_dir,
-        resume=resume,
-        allow_invalid_data=allow_invalid_data,
-        index_version=index_version,
-        progress=progress,
-        feedback=training_feedback(settings),
-    )
-    registry = open_registry(settings)
-    version = register_tracked(registry, run_id, outcome.result.weights_path)  # type: ignore[arg-type]
-    decision = apply_gate(registry, version, data, settings)
-    publish_model_card(registry, version)
+    """Train on ``data`` in an MLflow run, register the model, and apply the gate. An
+    `mlflow server` that stops answering fails the run with a
+    :class:`~registry.tracking.TrackingServerError`."""
+    with tracking_server_guard(settings, "training"):
+        run_id, outcome = track_training(
+            data,
+            settings,
+            min_per_class=min_per_class,
+            run_dir=run_dir,
+            resume=resume,
+            allow_invalid_data=allow_invalid_data,
+            index_version=index_version,
+            progress=progress,
+            feedback=training_feedback(settings),
+        )
+        registry = open_registry(settings)
+        version = register_tracked(registry, run_id, outcome.result.weights_path)  # type: ignore[arg-type]
+        decision = apply_gate(registry, version, data, settings)
+        publish_model_card(registry, version)
     return RegistrationResult(outcome, run_id, version, decision, registry.champion_version())

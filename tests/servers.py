@@ -19,9 +19,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def mlflow_server(folder: Path) -> Iterator[str]:
-    """A real ``mlflow server`` with a temp sqlite db and artifact store; yields its URL."""
-    port = free_port()
+def mlflow_server(folder: Path, port: int | None = None) -> Iterator[str]:
+    """A real ``mlflow server`` with a sqlite db and artifact store in ``folder`` (a second
+    one on the same folder and ``port`` carries on where the first stopped); yields its
+    URL."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
         str(Path(sys.executable).with_name("mlflow")), "server",
