@@ -40,4 +40,3 @@ def save_npy_atomic(path: Path, array: np.ndarray) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-

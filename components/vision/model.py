@@ -8,6 +8,7 @@ replicating gray to 3 channels). Input normalisation lives inside the module, so
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Literal
 
@@ -114,16 +115,29 @@ def save_weights(model: nn.Module, path: Path) -> None:
     """Save architecture + weights (+ the calibration temperature of a
     :class:`TemperatureScaled` model) as plain tensors/primitives (loadable with
     weights_only)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = unique_temp_path(path)  # concurrent writers never share a temporary file
     temperature = temperature_of(model)
     inner = model.model if isinstance(model, TemperatureScaled) else model
     payload = {"architecture": inner.architecture(), "state_dict": inner.state_dict()}
     if temperature != 1.0:
         payload["calibration"] = {"temperature": temperature}
+    save_torch_atomic(payload, path)
+
+
+def save_torch_atomic(payload: object, path: Path) -> None:
+    """``torch.save`` to ``path`` all or nothing (a temporary file, then a rename), written
+    by Python rather than torch's zip writer, so a full disk is an ``OSError`` with its
+    errno and the file's name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    tmp = unique_temp_path(path)  # concurrent writers never share a temporary file
     try:
-        torch.save(payload, tmp)
+        with tmp.open("wb") as handle:
+            handle.write(buffer.getbuffer())
         tmp.replace(path)
+    except OSError as error:
+        error.filename = error.filename or str(path)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

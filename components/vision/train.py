@@ -29,7 +29,12 @@ from components.progress import Progress
 from components.settings import TrainSettings, VisionSettings
 from components.vision.evaluate import compute_metrics, predict_probabilities
 from components.vision.fer_data import FerDataset, FerSplit
-from components.vision.model import EmotionResNet, load_imagenet_weights, save_weights
+from components.vision.model import (
+    EmotionResNet,
+    load_imagenet_weights,
+    save_torch_atomic,
+    save_weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +305,7 @@ def train_classifier(
         if val.macro_f1 > best_f1:
             best_f1, best_epoch = val.macro_f1, epoch
             best_state = {k: v.detach().cpu().clone() for k, v in evaluated.state_dict().items()}
-        torch.save(
+        save_torch_atomic(
             {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),

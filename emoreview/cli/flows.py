@@ -64,10 +64,15 @@ def run(
             )
     except TypeError as error:
         raise UserError(f"bad parameters for flow {name}: {error}") from error
+    except Exception as error:
+        if not api_unreachable(error):
+            raise
+        raise UserError(api_gone_message(name)) from error
     if not state.is_completed():
-        err.print(
-            f"[red]flow {name} {state.type.value.lower()}:[/] {state.message}", soft_wrap=True
-        )
+        message = state.message or ""
+        if "ConnectError" in message or "connection attempts failed" in message.lower():
+            message = api_gone_message(name)
+        err.print(f"[red]flow {name} {state.type.value.lower()}:[/] {message}", soft_wrap=True)
         raise typer.Exit(code=1)
     result = state.result()
     if as_json:
@@ -75,6 +80,32 @@ def run(
         return
     out.print(f"flow {name} completed")
     print_json_text(result)
+
+
+def api_unreachable(error: BaseException) -> bool:
+    """Whether ``error`` (or what it was raised from) is a connection to the Prefect API
+    that failed."""
+    import httpx
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, httpx.TransportError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def api_gone_message(flow: str) -> str:
+    import os
+
+    api = os.environ.get("PREFECT_API_URL") or "the temporary local Prefect API"
+    return (
+        f"the Prefect API ({api}) stopped answering during flow {flow}: the run stopped there "
+        "and nothing was half-published (an index version is published whole or not at all); "
+        "start the API again and rerun the flow"
+    )
 
 
 @app.command("serve")

@@ -102,3 +102,41 @@ def test_mlflow_server_killed_during_training(tmp_path: Path, synthetic_faces, f
         newest = registry.record(registry.versions()[-1])
         assert newest.tags.get("weights_sha256") and newest.tags.get("data_sha256")
         row.check(f"version {newest.version} has its weights and lineage tags")
+
+
+def test_disk_fills_during_training(tmp_path: Path, synthetic_faces, fault_report) -> None:
+    """RLIMIT_FSIZE below the weights file's size (ResNet-50: ~95 MB), SIGXFSZ ignored: the
+    first checkpoint fails with EFBIG, as on a full disk."""
+    import resource
+
+    from registry.models import open_registry
+    from tests.integration.test_serving import register_random_model
+
+    row = fault_report(6, "disk full during training (RLIMIT_FSIZE)")
+    config = tmp_path / "settings.yaml"
+    config.write_text(yaml.safe_dump({"workspace": str(tmp_path / "ws"), "train": SHORT_RECIPE}))
+    settings = Settings.load(config)
+    champion = register_random_model(settings, seed=11, folder=tmp_path)
+    before = snapshot(settings)
+    limit = 40 * 1024 * 1024
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMOREVIEW_")}
+    failed = subprocess.run(
+        [sys.executable, "-m", "emoreview", "--config", str(config), "train", "--data",
+         str(synthetic_faces)],
+        env=env, capture_output=True, text=True, timeout=900, preexec_fn=small_disk,
+    )  # fmt: skip
+    assert failed.returncode == 1, failed.stderr[-3000:]
+    last = failed.stderr.strip().splitlines()[-1]
+    assert "the disk is full" in last and "Traceback" not in failed.stderr, failed.stderr
+    row.check(f"a clear one-line error ({last[:60]}…), exit 1")
+    assert open_registry(settings).versions() == [champion], "a version was registered"
+    partial = [p.name for p in settings.paths.runs_dir.rglob("*.tmp")]
+    assert not partial, partial
+    row.check("no new version, no partial weights file left")
+    for what in assert_nothing_lost(settings, before):
+        row.check(what)
