@@ -54,7 +54,10 @@ def orphan_workers(tmp: Path) -> list[psutil.Process]:
 def clear_stale_state(tmp: Path) -> list[str]:
     """Kill a dead frontend's workers, remove its pid file, sockets and unpacked archives
     (the whole ``tmp``, which only a running server uses). Call only when no server
-    answers; returns what was cleared."""
+    answers; returns what was cleared. A frontend that is alive (still starting, not yet
+    answering) is left alone."""
+    if (tmp / PID_FILE).is_file() and stale_pid(tmp) is None:
+        return []
     cleared = []
     orphans = orphan_workers(tmp)
     for process in orphans:

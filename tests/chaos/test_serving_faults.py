@@ -249,9 +249,6 @@ def test_frontend_killed(served, fault_report) -> None:
     frontend = int((server.tmp / ".model_server.pid").read_text().split()[0])
     workers = [pid for endpoint in ("emotion", "reviews") for pid in worker_pids(server, endpoint)]
     os.kill(frontend, signal.SIGKILL)
-    psutil.wait_procs([psutil.Process(frontend)], timeout=10) if psutil.pid_exists(
-        frontend
-    ) else None
     deadline = time.monotonic() + 30
     while server.is_running() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -266,10 +263,6 @@ def test_frontend_killed(served, fault_report) -> None:
     started = cli(config_file, "serve", "start")
     assert started.returncode == 0, started.stderr
     row.check("`serve start` recovered from the stale pid file and tmp folder")
-    assert not any(
-        psutil.pid_exists(pid) and pid in (p.pid for p in server.orphan_workers())
-        for pid in workers
-    )
     for pid in workers:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, (
             f"worker {pid} of the dead frontend still runs"
