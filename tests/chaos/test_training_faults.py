@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import psutil
@@ -25,11 +26,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 
 def server_processes(port: int) -> list[psutil.Process]:
-    """Every process of the `mlflow server` listening on ``port`` (its group)."""
-    for connection in psutil.net_connections("tcp"):
-        if connection.laddr and connection.laddr.port == port and connection.pid:
-            leader = psutil.Process(connection.pid)
-            group = os.getpgid(leader.pid)
+    """Every process of the server started with ``--port <port>`` (its process group:
+    ``local_server`` starts each in a session of its own)."""
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info.get("cmdline") or []
+        if any(a == "--port" and b == str(port) for a, b in pairwise(command)):
+            group = _group(process)
             return [p for p in psutil.process_iter() if _group(p) == group]
     return []
 
