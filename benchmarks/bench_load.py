@@ -15,7 +15,6 @@ Every request goes through raw HTTP (no retries), so an error counts as an error
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -52,6 +51,7 @@ class Traffic:
         self.local = threading.local()
         self.samples: dict[str, list[tuple[float, float]]] = defaultdict(list)  # (t, s)
         self.errors: list[str] = []
+        self.error_times: list[float] = []  # monotonic time each failed request was sent
 
     def _session(self) -> requests.Session:
         if not hasattr(self.local, "session"):
@@ -91,6 +91,7 @@ class Traffic:
                 self.samples[name].append((time.monotonic(), seconds))
             else:
                 self.errors.append(problem)
+                self.error_times.append(time.monotonic() - seconds)
 
     def per_endpoint(self) -> dict[str, Any]:
         return {
@@ -154,11 +155,13 @@ def soak(
             target = versions[len(reloads) % 2]
             registry.make_champion(target, {"promotion_reason": "load benchmark"})
             started = time.perf_counter()
+            at = time.monotonic() - begin
             try:
                 action = deploy_champion(settings, start=False).action
             except Exception as error:  # a failed reload is a finding, not a crash
                 action = f"failed: {error}"
-            reloads.append({"to": target, "action": action, "s": time.perf_counter() - started})
+            seconds = time.perf_counter() - started
+            reloads.append({"to": target, "action": action, "at_s": at, "s": seconds})
             next_reload = time.monotonic() + reload_every_s
         time.sleep(1)
     stop.set()
@@ -177,7 +180,9 @@ def soak(
         "requests": len(all_samples) + len(traffic.errors),
         "errors": len(traffic.errors),
         "first_errors": traffic.errors[:5],
+        "errors_sent_at_s": [round(t - begin, 1) for t in traffic.error_times],
         "reloads": len(reloads),
+        "reload_log": reloads,
         "failed_reloads": [r for r in reloads if r["action"] != "reloaded"],
         "reload_seconds_max": max((r["s"] for r in reloads), default=0.0),
         "window_s": window,
@@ -190,7 +195,9 @@ def soak(
     }
 
 
-def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
+def run(
+    workspace: BenchWorkspace, smoke: bool, soak_minutes: float | None, mixed_requests: int | None
+) -> dict[str, Any]:
     settings = serving_settings(workspace)
     # A second version to alternate with: the champion's weights under a different seed.
     registry = open_registry(settings)
@@ -200,34 +207,55 @@ def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
     )
     registry.make_champion(first, {"promotion_reason": "load benchmark"})
     server = TorchServe(settings)
+    if mixed_requests is None:
+        mixed_requests = 100 if smoke else 1000
+    if soak_minutes is None:
+        soak_minutes = 40 / 60 if smoke else 10
+    result: dict[str, Any] = {}
     try:
         deploy_champion(settings)
         warm = Traffic(server, workspace.photo, "warm")
         for i in range(10):
             warm.request(i)
-        mixed = burst(Traffic(server, workspace.photo, "mixed"), 100 if smoke else 1000, 16)
-        soaked = soak(
+        if mixed_requests:
+            result["mixed"] = burst(Traffic(server, workspace.photo, "mixed"), mixed_requests, 16)
+        result["soak"] = soak(
             Traffic(server, workspace.photo, "soak"), settings, (other, first),
-            minutes=40 / 60 if smoke else 10, reload_every_s=15 if smoke else 30,
+            minutes=soak_minutes, reload_every_s=15 if smoke else 30,
         )  # fmt: skip
     finally:
         server.stop()
-    return {"mixed": mixed, "soak": soaked}
+    return result
 
 
-if __name__ == "__main__":
+def main() -> None:
+    import argparse
     import json
     import os
     import tempfile
 
     from benchmarks.workspace import prepare
 
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny models, 100 requests, 40 s")
+    parser.add_argument("--out", type=Path, help="write the JSON result here too")
+    parser.add_argument("--soak-minutes", type=float, help="soak length [10; smoke: 2/3]")
+    parser.add_argument("--mixed-requests", type=int, help="burst size, 0 skips it [1000]")
+    parser.add_argument(
+        "--keep", type=Path, help="build the workspace here and keep it (TorchServe logs in "
+        "<keep>/ws-int8/serving/logs), instead of a temporary folder",
+    )  # fmt: skip
+    args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    smoke = "--smoke" in sys.argv
-    out = Path(sys.argv[sys.argv.index("--out") + 1]) if "--out" in sys.argv else None
     with tempfile.TemporaryDirectory(prefix="bench-load-") as scratch:
-        result = run(prepare(Path(scratch), smoke=smoke, int8=True), smoke)
+        root = args.keep or Path(scratch)
+        workspace = prepare(root, smoke=args.smoke, int8=True)
+        result = run(workspace, args.smoke, args.soak_minutes, args.mixed_requests)
     text = json.dumps(result, indent=2)
     print(text)
-    if out is not None:
-        out.write_text(text + "\n", encoding="utf-8")
+    if args.out is not None:
+        args.out.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -69,6 +69,12 @@ class EmoreviewHandler(BaseHandler):
     def inference(self, data: list[tuple[Any, Any]], *args: Any, **kwargs: Any) -> list[Response]:
         return self.service.handle([body for body, _ in data], [faces for _, faces in data])
 
+    def describe_handle(self) -> str:
+        """``GET /models/<endpoint>/<version>?customized=true``: the versions this worker
+        serves. It is queued like a prediction, so a reload uses it to know the worker has
+        finished the batch it held (``serving.server.TorchServe._drain``)."""
+        return json.dumps({"endpoint": self.service.endpoint, "versions": self.service.versions})
+
     def postprocess(self, data: list[Response]) -> list[Any]:
         for index, response in enumerate(data):
             self.context.set_response_status(code=response.status, phrase="", idx=index)

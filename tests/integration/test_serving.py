@@ -329,3 +329,56 @@ def test_a_reload_that_fails_on_the_third_endpoint_leaves_every_endpoint_as_it_w
     models = server.status()["models"]
     for endpoint in ENDPOINTS:
         assert [v["version"] for v in models[endpoint]] == [repaired.version], endpoint
+
+
+def test_a_request_inside_an_old_worker_is_answered_before_the_reload_retires_it(
+    served,
+) -> None:
+    """The old version's queue is empty but its worker is still running a long batch: the
+    reload must wait for it (TorchServe drops a running batch unanswered when its model is
+    unregistered), even with no grace period at all."""
+    settings, _, server = served
+    register_random_model(settings, seed=3, folder=settings.workspace)
+    bundle = package_champion(settings)
+    old = server.served()
+    assert old is not None and bundle.version != old.version
+    # The new versions registered beforehand (as an interrupted reload leaves them, which
+    # reload reuses), so the switch and the retirement follow within a second.
+    for name in bundle.archives.values():
+        requests.post(
+            f"{server.management_url}/models",
+            params={"url": name, "synchronous": "true", "initial_workers": "1"},
+            headers={"Authorization": f"Bearer {server.key('management')}"},
+            timeout=300,
+        ).raise_for_status()
+    texts = ["The parcel arrived broken and support never answered. " * 160] * 128
+    outcome: dict[str, object] = {}
+
+    def long_request() -> None:  # ~10 s of VADER inside the old sentiment worker
+        try:
+            response = requests.post(
+                f"{server.inference_url}/predictions/sentiment",
+                json=texts,
+                headers={"Authorization": f"Bearer {server.key()}"},
+                timeout=90,
+            )
+            outcome["status"] = response.status_code
+            outcome["version"] = response.json().get("versions", {}).get("model_version")
+        except requests.RequestException as error:
+            outcome["error"] = repr(error)
+
+    thread = threading.Thread(target=long_request)
+    thread.start()
+    time.sleep(1.0)  # taken from the queue by the old worker
+    no_grace = Settings.from_dict(
+        {
+            **settings.model_dump(mode="json"),
+            "serving": {**settings.serving.model_dump(), "drain_seconds": 0},
+        }
+    )
+    TorchServe(no_grace).reload(bundle)
+    thread.join(timeout=120)
+    assert outcome.get("status") == 200, outcome
+    models = server.status()["models"]
+    for endpoint in ENDPOINTS:
+        assert [v["version"] for v in models[endpoint]] == [bundle.version], endpoint
