@@ -363,16 +363,8 @@ class TorchServe:
                 log.error("could not unregister %s version %s: %s", endpoint, bundle.version, error)
 
     def _drain(self, endpoints: list[str], version: str) -> None:
-        """Wait until the old versions hold no request, then the grace period.
-
-        An empty queue is not enough: the batch a worker is running is no longer queued,
-        and TorchServe drops it unanswered when its model is unregistered (its log says
-        "Unexpected job in sendError()"; the client hangs until its timeout). So each old
-        version is then asked for its handler's description (``?customized=true``): that
-        request goes through the same queue to the worker and is answered only after the
-        batch the worker holds. With ``serving.workers`` above 1 another worker may answer
-        it, so the grace period stays.
-        """
+        """Wait until the old versions hold no request, then the grace period. TorchServe
+        drops a running batch on unregister, so ask each for a description queued behind it."""
         deadline = time.monotonic() + self.settings.serving.response_timeout_s
         while time.monotonic() < deadline:
             pending = 0
@@ -382,12 +374,11 @@ class TorchServe:
             if pending == 0:
                 break
             time.sleep(0.2)
-        for endpoint in endpoints:
-            for _ in range(self.settings.serving.workers):
-                try:
-                    self._management("GET", f"/models/{endpoint}/{version}", customized="true")
-                except (ServerError, requests.RequestException) as error:
-                    log.warning("%s %s did not answer its drain: %s", endpoint, version, error)
+        for endpoint in endpoints * self.settings.serving.workers:
+            try:
+                self._management("GET", f"/models/{endpoint}/{version}", customized="true")
+            except (ServerError, requests.RequestException) as error:
+                log.warning("%s %s did not answer its drain: %s", endpoint, version, error)
         time.sleep(self.settings.serving.drain_seconds)
 
     def served(self) -> ServedBundle | None:
