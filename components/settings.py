@@ -290,7 +290,8 @@ class ServingSettings(_Section):
         ge=0,
         le=10,
         description="How often the project's client asks again after a 503 (queue full) or "
-        "507 (TorchServe's 'Worker died.': it restarts the worker), backing off 0.5 s, 1 s…",
+        "TorchServe's 'Worker died.' (507, or 500 before it read the exit code; it restarts "
+        "the worker), backing off 0.5 s, 1 s…",
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -40,13 +41,17 @@ class ClientError(EmoreviewError, RuntimeError):
 
 FACES_HEADER = "X-Emoreview-Faces"  # read by serving.handler
 # Answers worth asking again: 503 (TorchServe's queue is full, or no worker is up yet) and
-# 507 "Worker died." (TorchServe's answer to the requests inside a worker that died; it
+# "Worker died." (TorchServe's answer to the requests inside a worker that died; it
 # restarts the worker). Every endpoint is a pure function of its request, so a retry is
-# safe.
+# safe. TorchServe sends "Worker died." as 507 when it has already read the dead
+# process's exit code 137 (SIGKILL), and as a plain 500 when it has not yet (a race; a CI
+# run lost 5 requests to it): that 500 is told from a handler's own 500 by its message.
 RETRIED_STATUSES = (503, 507)
+WORKER_DIED = "Worker died."
+BACKOFF_S = 0.5
 
 
-def retrying_session(retries: int, backoff_s: float = 0.5) -> requests.Session:
+def retrying_session(retries: int, backoff_s: float = BACKOFF_S) -> requests.Session:
     """A session that retries a 503 or 507 answer ``retries`` times, backing off
     ``backoff_s``, 2×, 4×… (or as long as ``Retry-After`` says); a refused connection or a
     timeout is never retried (a stopped server is reported at once)."""
@@ -66,6 +71,17 @@ def retrying_session(retries: int, backoff_s: float = 0.5) -> requests.Session:
     return session
 
 
+def worker_died(response: requests.Response) -> bool:
+    """Whether ``response`` is TorchServe's 500 "Worker died." (not a handler's own 500)."""
+    if response.status_code != 500:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("message") == WORKER_DIED
+
+
 def _faces_header(all_faces: bool | None) -> dict[str, str]:
     return {} if all_faces is None else {FACES_HEADER: "all" if all_faces else "largest"}
 
@@ -77,6 +93,7 @@ class EmoreviewClient:
         self.url = url.rstrip("/")
         self.key_file = key_file
         self.timeout = timeout
+        self.retries = retries
         self.session = retrying_session(retries)
 
     @classmethod
@@ -106,15 +123,20 @@ class EmoreviewClient:
         ``no_token``."""
         token = self._token()
         auth = {"Authorization": f"Bearer {token}"} if token else {}
-        try:
-            response = self.session.post(
-                f"{self.url}/predictions/{model}",
-                headers={**auth, **kwargs.pop("headers", {})},
-                timeout=self.timeout,
-                **kwargs,
-            )
-        except requests.RequestException as error:
-            raise ClientError(f"cannot reach {self.url}: {error}") from error
+        headers = {**auth, **kwargs.pop("headers", {})}
+        for attempt in range(self.retries + 1):
+            try:
+                response = self.session.post(
+                    f"{self.url}/predictions/{model}",
+                    headers=headers,
+                    timeout=self.timeout,
+                    **kwargs,
+                )
+            except requests.RequestException as error:
+                raise ClientError(f"cannot reach {self.url}: {error}") from error
+            if attempt == self.retries or not worker_died(response):
+                break
+            time.sleep(BACKOFF_S * 2**attempt)  # the 500 "Worker died." the session lets by
         if self.key_file is not None and token is None and response.status_code >= 400:
             raise ClientError(
                 f"token file {self.key_file} not found: is the server running?",

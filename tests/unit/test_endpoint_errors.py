@@ -7,9 +7,11 @@ import json
 import logging
 
 import pytest
+import requests
 
 from components.emotions import UnknownEmotionError
 from components.settings import Settings
+from serving.client import worker_died
 from serving.service import INTERNAL_ERROR, EndpointService
 
 
@@ -78,3 +80,19 @@ def test_a_bad_faces_header_is_refused_for_its_request_only() -> None:
     assert [all_faces_flag(v) for v in (None, "all", b"ALL", " largest")] == [
         None, True, True, False,
     ]  # fmt: skip
+
+
+def _http(status: int, body: dict) -> requests.Response:
+    response = requests.Response()
+    response.status_code, response._content = status, json.dumps(body).encode()
+    return response
+
+
+def test_the_client_asks_again_after_torchserves_500_worker_died_but_not_after_a_bug() -> None:
+    # TorchServe's body for the requests inside a worker that died before it read the exit
+    # code (seen in CI: a SIGKILLed worker's batch answered 500 instead of 507).
+    dead_worker = {"code": 500, "type": "InternalServerException", "message": "Worker died."}
+    assert worker_died(_http(500, dead_worker))
+    assert not worker_died(_http(500, _ask(ValueError("a bug")).body))  # the handler's own
+    assert not worker_died(_http(507, dead_worker))  # the session's Retry handles the 507
+    assert not worker_died(_http(200, {"message": "Worker died."}))
