@@ -138,6 +138,16 @@ class VisionSettings(_Section):
     max_faces: int = Field(8, ge=1, le=64, description="Faces classified per image at most.")
     batch_size: int = Field(32, ge=1, description="Prediction batch size.")
     tta: Literal["none", "flip", "ten_crop"] = Field("none", description="Test-time augmentation.")
+    inference: Literal["eager", "frozen", "bf16"] = Field(
+        "frozen",
+        description=(
+            "How the classifier runs when it predicts: eager (the plain module); frozen (a "
+            "TorchScript graph, frozen, BatchNorm folded, oneDNN weights packed once: the same "
+            "fp32 predictions, faster); bf16 (frozen in bfloat16, channels-last: faster again "
+            "on CPUs with AMX or AVX512-BF16, probabilities off by up to a few hundredths, "
+            "so opt-in). `make bench` measures all three on this machine."
+        ),
+    )
 
 
 class TrainSettings(_Section):

@@ -14,7 +14,6 @@ faces in [0, 1] and owns its preprocessing: resize to 64x64 and scale to [-1, 1]
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -49,11 +48,12 @@ class SeparableConv(nn.Module):
 
 def max_pool_same(x: torch.Tensor, size: int = 3, stride: int = 2) -> torch.Tensor:
     """MaxPooling2D(padding="same"): TensorFlow's asymmetric padding, with -inf."""
-    pads = []
+    pads: list[int] = []  # (written so that TorchScript compiles it: see vision.inference)
     for length in (x.shape[-1], x.shape[-2]):  # F.pad wants the last dimension first
-        out = math.ceil(length / stride)
+        out = -(-length // stride)  # ceil
         total = max((out - 1) * stride + size - length, 0)
-        pads += [total // 2, total - total // 2]
+        pads.append(total // 2)
+        pads.append(total - total // 2)
     padded = nn.functional.pad(x, pads, value=float("-inf"))
     return nn.functional.max_pool2d(padded, size, stride)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from torch import nn
 
 from components.emotions import EMOTIONS
@@ -29,6 +30,7 @@ from components.vision.faces import (
     decode_image,
 )
 from components.vision.fer_data import IMAGE_SIZE
+from components.vision.inference import for_inference
 from components.vision.model import crop_size, load_weights
 from components.vision.prediction import FacePrediction, ImagePrediction
 
@@ -82,7 +84,9 @@ class EmotionPredictor:
         settings: VisionSettings,
         device: str = "cpu",
     ) -> None:
-        self.model = model.to(device).eval()
+        # vision.inference: a frozen graph on the CPU; elsewhere the module as trained.
+        mode = settings.inference if torch.device(device).type == "cpu" else "eager"
+        self.model = for_inference(model.to(device), mode)
         self.crop_size = crop_size(model)  # from the model's architecture spec
         self.detector = detector
         self.settings = settings

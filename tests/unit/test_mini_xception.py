@@ -47,6 +47,24 @@ def test_the_converted_module_reproduces_the_keras_model(baseline) -> None:
     )
 
 
+def test_the_frozen_graph_of_the_real_model_reproduces_it(baseline) -> None:
+    """vision.inference=frozen (the served default) compiles mini-Xception with TorchScript:
+    its probabilities are the module's, at the FER size and at other crop sizes."""
+    from components.vision.inference import FrozenClassifier, for_inference
+
+    frozen = for_inference(baseline, "frozen")
+    assert isinstance(frozen, FrozenClassifier)  # not the eager fallback
+    reference = np.load(REFERENCE)
+    for faces in (
+        torch.from_numpy(reference["inputs"]).unsqueeze(1) / 2 + 0.5,  # [-1, 1] -> [0, 1]
+        torch.rand(5, 1, 48, 48, generator=torch.Generator().manual_seed(1)),
+    ):
+        with torch.inference_mode():
+            expected = baseline(faces).softmax(dim=1)
+            got = frozen(faces).softmax(dim=1)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
 def test_same_max_pooling_pads_like_tensorflow() -> None:
     """Odd sides pad both edges, even sides only the bottom/right, always with -inf."""
     x = -torch.arange(1.0, 26.0).view(1, 1, 5, 5)  # all negative: a 0 pad would win

@@ -1,0 +1,116 @@
+"""The classifier's inference modes (`vision.inference`) against today's eager code.
+
+Throughput: 48x48 faces, batch 16, through `predict_probabilities` (what the served
+handler calls), each mode against `eager` in the same run. Agreement: a ResNet-50 trained
+for a few epochs on synthetic faces (a random one answers near-uniformly and would hide
+any difference) classifies 1,000 fresh faces in each mode; top-1 agreement and the largest
+probability difference are taken against the plain module.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from components.emotions import EMOTIONS
+from components.settings import VisionSettings
+from components.vision.evaluate import predict_probabilities
+from components.vision.inference import for_inference
+from components.vision.model import EmotionResNet
+from components.vision.synthetic_faces import draw_face
+
+MODES = ("eager", "frozen", "bf16")
+BATCH = 16
+
+
+def synthetic_faces(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = random.Random(seed)
+    labels = np.arange(count) % len(EMOTIONS)
+    faces = [np.asarray(draw_face(EMOTIONS[i], rng).convert("L")) for i in labels]
+    return np.stack(faces).astype(np.uint8), labels
+
+
+def trained_resnet(faces: np.ndarray, labels: np.ndarray, epochs: int) -> EmotionResNet:
+    torch.manual_seed(0)
+    model = EmotionResNet()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.from_numpy(faces).unsqueeze(1).float() / 255
+    y = torch.from_numpy(labels)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(x))
+        for start in range(0, len(x), 32):
+            batch = order[start : start + 32]
+            loss = torch.nn.functional.cross_entropy(model(x[batch]), y[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+def images_per_s(model: torch.nn.Module, faces: np.ndarray, rounds: int) -> float:
+    predict_probabilities(model, faces, batch_size=len(faces))  # warm-up (graph profiling)
+    predict_probabilities(model, faces, batch_size=len(faces))
+    start = time.perf_counter()
+    for _ in range(rounds):
+        predict_probabilities(model, faces, batch_size=len(faces))
+    return len(faces) * rounds / (time.perf_counter() - start)
+
+
+def run(smoke: bool) -> dict[str, Any]:
+    train_faces, train_labels = synthetic_faces(70 if smoke else 1400, seed=0)
+    test_faces, test_labels = synthetic_faces(70 if smoke else 1000, seed=1)
+    started = time.perf_counter()
+    model = trained_resnet(train_faces, train_labels, epochs=1 if smoke else 3)
+    result: dict[str, Any] = {
+        "training_s": time.perf_counter() - started,
+        "served_mode": VisionSettings().inference,  # the shipped default
+        "modes": {},
+    }
+    reference = predict_probabilities(model, test_faces, batch_size=BATCH)
+    result["plain_module_accuracy"] = float((reference.argmax(1) == test_labels).mean())
+    batch = test_faces[:BATCH]
+    rounds = 3 if smoke else 40
+    for mode in MODES:
+        prepared_start = time.perf_counter()
+        prepared = for_inference(model, mode)
+        prepare_s = time.perf_counter() - prepared_start
+        probabilities = predict_probabilities(prepared, test_faces, batch_size=BATCH)
+        result["modes"][mode] = {
+            "prepare_s": prepare_s,
+            "images_per_s": images_per_s(prepared, batch, rounds),
+            "top1_agreement": float((probabilities.argmax(1) == reference.argmax(1)).mean()),
+            "max_probability_difference": float(np.abs(probabilities - reference).max()),
+        }
+    eager = result["modes"]["eager"]["images_per_s"]
+    for row in result["modes"].values():
+        row["speedup"] = row["images_per_s"] / eager
+    result["faces"] = len(test_faces)
+    return result
+
+
+def unchanged(row: dict[str, Any]) -> bool:
+    """The issue's bar for "predictions unchanged"."""
+    return row["top1_agreement"] >= 0.995 and row["max_probability_difference"] <= 1e-3
+
+
+def table(c: dict[str, Any]) -> str:
+    rows = [
+        f"Classifier inference modes (`vision.inference`; ResNet-50, 48x48, batch {BATCH}, "
+        f"{c['faces']:,} synthetic faces, trained model's accuracy "
+        f"{c['plain_module_accuracy']:.3f}):",
+        "",
+        "| mode | images/s | ÷ eager | top-1 agreement | max prob diff | unchanged | prepare s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for mode, row in c["modes"].items():
+        rows.append(
+            f"| {mode} | {row['images_per_s']:.0f} | {row['speedup']:.2f} | "
+            f"{row['top1_agreement']:.4f} | {row['max_probability_difference']:.1e} | "
+            f"{'yes' if unchanged(row) else 'no'} | {row['prepare_s']:.2f} |"
+        )
+    return "\n".join(rows)
