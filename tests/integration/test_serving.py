@@ -141,8 +141,9 @@ def test_served_probabilities_are_the_versions_calibrated_ones(served, client) -
     assert sum(served_probs.values()) == pytest.approx(1.0, abs=1e-5)
 
     calibrated = EmotionPredictor.from_weights(source.weights, settings.vision)
-    assert isinstance(calibrated.model, TemperatureScaled)
-    raw = EmotionPredictor(load_weights(source.weights).model, calibrated.detector, settings.vision)
+    weights = load_weights(source.weights)
+    assert isinstance(weights, TemperatureScaled)
+    raw = EmotionPredictor(weights.model, calibrated.detector, settings.vision)
     here = calibrated.predict(face_png()).faces[0].probabilities
     uncalibrated = raw.predict(face_png()).faces[0].probabilities
     assert max(abs(served_probs[e] - here[e]) for e in EMOTIONS) < 1e-4
