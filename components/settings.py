@@ -60,12 +60,35 @@ class EmbedderSettings(_Section):
 
 
 class IndexSettings(_Section):
-    kind: Literal["flat", "hnsw"] = Field(
-        "flat", description="flat: exact IndexFlatIP; hnsw: IndexHNSWFlat for large corpora."
+    kind: Literal["flat", "hnsw", "ivfpq"] = Field(
+        "flat",
+        description=(
+            "flat: exact IndexFlatIP; hnsw: IndexHNSWFlat for large corpora; ivfpq: "
+            "IndexIVFPQ (compressed, ~pq_m bytes a vector in memory) with the top candidates "
+            "re-ranked exactly on the full vectors, memory-mapped from disk, for 10M+ reviews."
+        ),
     )
     hnsw_m: int = Field(32, ge=4, le=256)
     hnsw_ef_construction: int = Field(200, ge=8)
     hnsw_ef_search: int = Field(128, ge=8)
+    ivf_lists: int = Field(
+        0, ge=0, description="ivfpq: inverted lists; 0 = about 4 x sqrt(reviews), at most 65536."
+    )
+    ivf_nprobe: int = Field(32, ge=1, description="ivfpq: lists scanned by a search.")
+    pq_m: int = Field(
+        48, ge=1, description="ivfpq: bytes per compressed vector; must divide the dimension."
+    )
+    ivf_train_sample: int = Field(
+        200_000, ge=1000, description="ivfpq: vectors the lists and codebooks are trained on."
+    )
+    rerank: int = Field(
+        200,
+        ge=0,
+        description=(
+            "ivfpq: candidates re-scored exactly on the full vectors before the best are "
+            "kept (0: the compressed scores are final)."
+        ),
+    )
     keep_versions: int = Field(
         5, ge=1, description="Index versions kept on disk after a build (the 2 newest always)."
     )

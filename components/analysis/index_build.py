@@ -191,9 +191,7 @@ def build_index(
     models = chain_models(searcher, summarizer, sentiment)
     key = answers_key(stored.version, models, settings)
     started = time.perf_counter()
-    themes = find_themes(
-        scored, stored.index.reconstruct_n(0, stored.index.ntotal), settings.themes
-    )
+    themes = find_themes(scored, stored.vectors_of(), settings.themes)
     log.info(
         "themes: %d over %d emotions in %.1f s",
         sum(len(found.themes) for found in themes.values()),
@@ -228,4 +226,5 @@ def build_index(
         extra_files={EMOTION_ANSWERS_FILE: write_answers, THEMES_FILE: write_themes},
         keep_versions=settings.index.keep_versions,
         lock_timeout_s=settings.index.lock_timeout_s,
+        vectors=stored.vectors,
     )

@@ -14,12 +14,8 @@ import numpy as np
 import pandas as pd
 
 from components.index.embedder import Embedder
-from components.index.store import (
-    IndexManifest,
-    StoredIndex,
-    build_faiss_index,
-    new_version_name,
-)
+from components.index.kinds import build_faiss_index
+from components.index.store import IndexManifest, StoredIndex, new_version_name
 from components.progress import Progress
 from components.reviews.validate import emotion_counts
 from components.settings import IndexSettings
@@ -80,5 +76,8 @@ def assemble_review_index(
         emotion_counts=emotion_counts(reviews),
     )
     return StoredIndex(
-        index=index, metadata=reviews.reset_index(drop=True), manifest=manifest, directory=None
+        index=index,
+        metadata=reviews.reset_index(drop=True),
+        manifest=manifest,
+        vectors=vectors if settings.kind == "ivfpq" else None,
     )

@@ -1,9 +1,11 @@
 """Emotion-aware search over a stored index.
 
 An emotion restricts the search exactly: FAISS only scores vectors whose id is in that
-emotion's id set (an ``IDSelectorBatch``), so ``k`` results come back whenever the emotion
-has ``k`` reviews; this is not a post-filter over a few global candidates. Results are
-re-ranked with maximal marginal relevance (MMR) for diversity, and texts are distinct.
+emotion's id set (an ``IDSelectorBitmap``, one bit a review), so ``k`` results come back
+whenever the emotion has ``k`` reviews; this is not a post-filter over a few global
+candidates. An ``ivfpq`` index's candidates are re-scored on their full vectors
+(:func:`~components.index.kinds.search_reranked`). Results are re-ranked with maximal
+marginal relevance (MMR) for diversity, and texts are distinct.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 
 from components.emotions import EMOTIONS, normalize_emotion
 from components.index.embedder import Embedder
+from components.index.kinds import search_reranked
 from components.index.store import IndexMismatchError, StoredIndex
 from components.settings import RetrievalSettings
 from components.text import normalize_text
@@ -50,13 +53,13 @@ class ReviewSearcher:
         self.embedder = embedder
         self.settings = settings
         labels = stored.metadata["emotion"].astype("string")
-        self._emotion_ids: dict[str, np.ndarray] = {
-            emotion: np.flatnonzero((labels == emotion).fillna(False).to_numpy()).astype("int64")
-            for emotion in EMOTIONS
-        }
+        masks = {e: (labels == e).fillna(False).to_numpy(dtype=bool) for e in EMOTIONS}
+        self._emotion_sizes = {emotion: int(mask.sum()) for emotion, mask in masks.items()}
         self._selectors = {
-            emotion: faiss.IDSelectorBatch(ids) for emotion, ids in self._emotion_ids.items()
+            emotion: faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
+            for emotion, mask in masks.items()
         }
+        self._rerank = int(stored.manifest.params.get("rerank", 0))
         self._normalized_texts = stored.metadata["text"].astype(str).map(normalize_text).tolist()
 
     @property
@@ -64,7 +67,7 @@ class ReviewSearcher:
         return self.stored.version
 
     def emotion_size(self, emotion: str) -> int:
-        return int(self._emotion_ids[normalize_emotion(emotion)].size)
+        return self._emotion_sizes[normalize_emotion(emotion)]
 
     def search(
         self,
@@ -92,21 +95,27 @@ class ReviewSearcher:
         fetch_k = max(fetch_k or self.settings.fetch_k, k)
         lam = self.settings.mmr_lambda if mmr_lambda is None else mmr_lambda
         query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
-        params = self._search_params(normalize_emotion(emotion) if emotion else None)
-        scores, ids = self.stored.index.search(query, fetch_k, params=params)
-        found = ids[0] >= 0
-        ids, scores = ids[0][found], scores[0][found]
+        selector = self._selectors[normalize_emotion(emotion)] if emotion else None
+        if self.stored.vectors is not None:
+            scores, ids = search_reranked(
+                self.stored.index, self.stored.vectors, query, fetch_k, self._rerank, selector
+            )
+        else:
+            scores, ids = self.stored.index.search(
+                query, fetch_k, params=self._search_params(selector)
+            )
+            found = ids[0] >= 0
+            ids, scores = ids[0][found], scores[0][found]
         if ids.size == 0:
             return []
-        candidates = np.asarray(self.stored.index.reconstruct_batch(ids), dtype=np.float32)
+        candidates = self.stored.vectors_of(ids)
         chosen = mmr_select(
             query[0], candidates, scores, k, lam, keys=[self._normalized_texts[i] for i in ids]
         )
         return [self._hit(int(ids[i]), float(scores[i])) for i in chosen]
 
-    def _search_params(self, emotion: str | None) -> faiss.SearchParameters | None:
+    def _search_params(self, selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
         index = self.stored.index
-        selector = self._selectors[emotion] if emotion else None
         if isinstance(index, faiss.IndexHNSW):
             params = faiss.SearchParametersHNSW()
             params.efSearch = int(max(index.hnsw.efSearch, self.settings.fetch_k))

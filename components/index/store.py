@@ -5,6 +5,7 @@ Layout under the index root::
     versions/<version>/index.faiss     faiss's index format (inner product, normalised vectors)
     versions/<version>/reviews.parquet review metadata, row i = vector id i
     versions/<version>/manifest.json   embedder, dimension, metric, count, data sha256, ...
+    versions/<version>/vectors.npy     ivfpq only: the full vectors, for exact re-ranking
     current                            name of the version readers use
 
 A build writes everything into a hidden staging folder, renames it into ``versions/`` and
@@ -38,7 +39,12 @@ from pydantic import BaseModel, Field
 from components.errors import EmoreviewError
 from components.files import write_text_atomic
 from components.hashing import file_sha256
-from components.settings import IndexSettings
+from components.index.kinds import (
+    VECTORS_FILE,
+    open_exact_vectors,
+    write_exact_vectors,
+    write_faiss_index,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +67,7 @@ class IndexManifest(BaseModel):
     embedder: str
     dimension: int
     metric: Literal["inner_product"] = "inner_product"
-    kind: Literal["flat", "hnsw"]
+    kind: Literal["flat", "hnsw", "ivfpq"]
     count: int
     data_sha256: str = Field(description="sha256 of the reviews file the index was built from")
     created_at: datetime
@@ -133,33 +139,6 @@ def remove_abandoned_versions(root: Path) -> list[str]:
     return abandoned
 
 
-def build_faiss_index(vectors: np.ndarray, settings: IndexSettings) -> faiss.Index:
-    """An inner-product index over ``vectors`` (already L2-normalised); id = row position."""
-    if vectors.ndim != 2 or vectors.shape[0] == 0:
-        raise ValueError("need a non-empty 2-D array of vectors")
-    dimension = int(vectors.shape[1])
-    if settings.kind == "flat":
-        index: faiss.Index = faiss.IndexFlatIP(dimension)
-    else:
-        index = faiss.IndexHNSWFlat(dimension, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = settings.hnsw_ef_construction
-        index.hnsw.efSearch = settings.hnsw_ef_search
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
-
-
-def write_faiss_index(index: faiss.Index, path: Path) -> None:
-    """``faiss.write_index``'s format, written by Python: a full disk raises an ``OSError``
-    with its errno and the file's name (faiss's own writer raises a bare RuntimeError)."""
-    data = faiss.serialize_index(index)
-    try:
-        with path.open("wb") as handle:
-            handle.write(memoryview(data))
-    except OSError as error:
-        error.filename = error.filename or str(path)
-        raise
-
-
 def new_version_name(data_sha256: str, now: datetime | None = None) -> str:
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
     return f"{stamp}-{data_sha256[:8]}"
@@ -173,15 +152,22 @@ def write_index_version(
     extra_files: dict[str, Callable[[Path], None]] | None = None,
     keep_versions: int = 5,
     lock_timeout_s: float = 600.0,
+    vectors: np.ndarray | None = None,
 ) -> IndexManifest:
     """Publish a new version atomically and point ``current`` at it.
 
     ``extra_files`` maps a file name to a writer that creates it inside the version folder
     (later stages store precomputed answers this way); each is checksummed in the manifest.
+    An ``ivfpq`` index needs its full ``vectors`` (stored beside it for exact re-ranking).
     Waits up to ``lock_timeout_s`` for another publish under ``root`` to finish.
     """
     if index.ntotal != len(metadata):
         raise ValueError(f"index holds {index.ntotal} vectors but metadata {len(metadata)} rows")
+    if manifest.kind == "ivfpq":
+        if vectors is None or len(vectors) != index.ntotal:
+            raise ValueError("an ivfpq index is published with its full vectors, one per row")
+        full = vectors
+        extra_files = {**(extra_files or {}), VECTORS_FILE: lambda p: write_exact_vectors(p, full)}
     try:
         with publish_lock(root, lock_timeout_s):
             return _publish_locked(root, index, metadata, manifest, extra_files, keep_versions)
@@ -273,10 +259,19 @@ class StoredIndex:
     metadata: pd.DataFrame
     manifest: IndexManifest
     directory: Path | None = None  # None while assembled in memory, before publishing
+    vectors: np.ndarray | None = None  # ivfpq: the full vectors (memory-mapped once loaded)
 
     @property
     def version(self) -> str:
         return self.manifest.version
+
+    def vectors_of(self, ids: np.ndarray | None = None) -> np.ndarray:
+        """The full stored vectors of rows ``ids`` (default: all), float32, one row each."""
+        if ids is None:
+            ids = np.arange(self.index.ntotal)
+        if self.vectors is not None:
+            return np.asarray(self.vectors[ids], dtype=np.float32)
+        return np.asarray(self.index.reconstruct_batch(ids), dtype=np.float32)
 
 
 def read_manifest(directory: Path) -> IndexManifest:
@@ -395,4 +390,7 @@ def _load_version(
         or index.d != manifest.dimension
     ):
         raise IndexCorruptError(f"index {name} does not match its manifest counts or dimension")
-    return StoredIndex(index=index, metadata=metadata, manifest=manifest, directory=directory)
+    vectors = open_exact_vectors(directory / VECTORS_FILE) if manifest.kind == "ivfpq" else None
+    if vectors is not None and vectors.shape != (manifest.count, manifest.dimension):
+        raise IndexCorruptError(f"index {name}'s {VECTORS_FILE} does not match its manifest")
+    return StoredIndex(index, metadata, manifest, directory, vectors)

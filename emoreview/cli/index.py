@@ -28,7 +28,10 @@ def build(
     file: Annotated[
         Path | None, typer.Option(help="Reviews Parquet [default: workspace data].")
     ] = None,
-    kind: Annotated[str | None, typer.Option(help="flat (exact) or hnsw.")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="flat (exact), hnsw, or ivfpq (compressed, re-ranked exactly; 10M+)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Validate, score sentiment, embed, precompute the 7 emotion answers and publish a new
@@ -49,8 +52,8 @@ def build(
 
     settings = settings_of(ctx)
     if kind is not None:
-        if kind not in ("flat", "hnsw"):
-            raise UserError(f"unknown index kind {kind!r}: use flat or hnsw")
+        if kind not in ("flat", "hnsw", "ivfpq"):
+            raise UserError(f"unknown index kind {kind!r}: use flat, hnsw or ivfpq")
         settings.index.kind = kind  # type: ignore[assignment]
     path = file or settings.paths.reviews
     frame = read_reviews(path)

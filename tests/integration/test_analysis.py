@@ -11,7 +11,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from components.analysis.index_build import build_index, compute_emotion_answers, read_themes
+from components.analysis.index_build import (
+    build_index,
+    compute_emotion_answers,
+    read_emotion_answers,
+    read_themes,
+)
 from components.analysis.pipeline import ReviewAnalysisPipeline
 from components.emotions import EMOTIONS, emotion_query
 from components.index.search import ReviewSearcher
@@ -311,3 +316,33 @@ def test_stored_sentiments_of_another_scorer_are_not_passed_off_as_this_ones(
     assert answer.sentiment_method.startswith("roberta:")
     fresh = roberta.score([r.text for r in answer.reviews])
     assert [r.sentiment.label for r in answer.reviews] == [s.label for s in fresh]
+
+
+def test_an_ivfpq_build_answers_like_the_exact_index(tmp_path, minilm) -> None:
+    """The whole build (sentiment, themes, the 7 answers, publish) with index.kind ivfpq:
+    the version stores its full vectors, and each emotion's precomputed reviews are the
+    exact (flat) index's, with the same scores (the candidates are re-scored exactly)."""
+    from components.index.build import embed_texts
+    from components.index.kinds import VECTORS_FILE
+    from components.reviews.generate import generate_reviews
+
+    reviews = generate_reviews(per_emotion=150, seed=21)
+    vectors = embed_texts(minilm, reviews["text"].astype(str).tolist(), progress=False)
+    answers = {}
+    for kind in ("flat", "ivfpq"):
+        settings = Settings.from_dict({"workspace": str(tmp_path / kind), "index": {"kind": kind}})
+        build_index(
+            reviews, "2" * 64, minilm, settings, vectors=vectors, sentiment=VaderSentimentScorer(),
+            summarizer=ExtractiveSummarizer(minilm), progress=False,
+        )  # fmt: skip
+        stored = load_index(settings.paths.index_root, expected_embedder=minilm.model_id)
+        assert stored.manifest.kind == kind
+        assert (stored.directory / VECTORS_FILE).is_file() == (kind == "ivfpq")
+        answers[kind] = read_emotion_answers(stored)[1]
+        assert read_themes(stored)[1][EMOTIONS[0]].themes
+    for emotion in EMOTIONS:
+        exact, compressed = answers["flat"][emotion], answers["ivfpq"][emotion]
+        assert [r.review_id for r in compressed.reviews] == [r.review_id for r in exact.reviews]
+        assert [r.score for r in compressed.reviews] == pytest.approx(
+            [r.score for r in exact.reviews], abs=1e-5
+        )

@@ -1,0 +1,186 @@
+"""How each FAISS index kind is built, written and searched.
+
+``flat`` and ``hnsw`` keep the full vectors inside the FAISS index. ``ivfpq`` keeps about
+``pq_m`` bytes a vector: an ``IndexIVFPQ`` (a k-means of the vectors into inverted lists,
+each vector's residual product-quantised), trained on a sample and filled in batches. The
+full float32 vectors are kept beside it in ``vectors.npy``, streamed to disk while the
+index is filled and memory-mapped when it is loaded: a search scans ``ivf_nprobe`` lists
+with the compressed scores, then re-scores its best ``rerank`` candidates exactly on the
+full vectors, so only those rows are ever read. An emotion filter is an id selector
+applied inside the scan, exact for every kind.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+
+import faiss
+import numpy as np
+
+from components.settings import IndexSettings
+
+VECTORS_FILE = "vectors.npy"
+MIN_IVFPQ_VECTORS = 1000  # the product quantiser's 256 centroids per sub-vector need rows
+MAX_IVF_LISTS = 65536
+TRAINING_POINTS_PER_LIST = 39  # faiss's k-means warns below this many points a centroid
+ADD_BATCH = 100_000
+
+
+def build_faiss_index(vectors: np.ndarray, settings: IndexSettings) -> faiss.Index:
+    """An inner-product index over ``vectors`` (already L2-normalised); id = row position."""
+    if vectors.ndim != 2 or vectors.shape[0] == 0:
+        raise ValueError("need a non-empty 2-D array of vectors")
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    dimension = int(vectors.shape[1])
+    if settings.kind == "ivfpq":
+        index = train_ivfpq(training_sample(vectors, settings), len(vectors), settings)
+        add_in_batches(index, row_batches(vectors))
+        return index
+    if settings.kind == "flat":
+        index = faiss.IndexFlatIP(dimension)
+    else:
+        index = faiss.IndexHNSWFlat(dimension, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = settings.hnsw_ef_construction
+        index.hnsw.efSearch = settings.hnsw_ef_search
+    index.add(vectors)
+    return index
+
+
+def write_faiss_index(index: faiss.Index, path: Path) -> None:
+    """``faiss.write_index``'s format, written by Python: a full disk raises an ``OSError``
+    with its errno and the file's name (faiss's own writer raises a bare RuntimeError)."""
+    data = faiss.serialize_index(index)
+    try:
+        with path.open("wb") as handle:
+            handle.write(memoryview(data))
+    except OSError as error:
+        error.filename = error.filename or str(path)
+        raise
+
+
+def ivf_lists_for(count: int, training_rows: int, settings: IndexSettings) -> int:
+    """``settings.ivf_lists``, or about 4 x sqrt(count) lists, as many as the sample trains."""
+    if settings.ivf_lists:
+        return settings.ivf_lists
+    wanted = int(4 * math.sqrt(count))
+    return max(1, min(wanted, MAX_IVF_LISTS, training_rows // TRAINING_POINTS_PER_LIST))
+
+
+def training_sample(vectors: np.ndarray, settings: IndexSettings, seed: int = 0) -> np.ndarray:
+    """Up to ``ivf_train_sample`` rows of ``vectors``, drawn without replacement."""
+    if len(vectors) <= settings.ivf_train_sample:
+        return vectors
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(vectors), settings.ivf_train_sample, replace=False)
+    return vectors[np.sort(rows)]
+
+
+def train_ivfpq(sample: np.ndarray, count: int, settings: IndexSettings) -> faiss.IndexIVFPQ:
+    """An empty, trained ``IndexIVFPQ`` for ``count`` vectors like ``sample``."""
+    dimension = int(sample.shape[1])
+    if dimension % settings.pq_m:
+        raise ValueError(
+            f"index.pq_m {settings.pq_m} does not divide the {dimension}-d vectors: pick a "
+            f"divisor of {dimension} (e.g. {dimension // 8})"
+        )
+    if len(sample) < MIN_IVFPQ_VECTORS:
+        raise ValueError(
+            f"index.kind ivfpq needs at least {MIN_IVFPQ_VECTORS:,} reviews to train its "
+            f"codebooks, got {len(sample):,}: use flat (exact) or hnsw for a corpus this small"
+        )
+    lists = ivf_lists_for(count, len(sample), settings)
+    # "np": no polysemous training (a Hamming-filter ordering of the codes this search does
+    # not use; it made training 25x slower)
+    index = faiss.index_factory(
+        dimension, f"IVF{lists},PQ{settings.pq_m}x8np", faiss.METRIC_INNER_PRODUCT
+    )
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    index.nprobe = min(settings.ivf_nprobe, lists)
+    return index
+
+
+def row_batches(vectors: np.ndarray, size: int = ADD_BATCH) -> Iterator[np.ndarray]:
+    return (vectors[start : start + size] for start in range(0, len(vectors), size))
+
+
+def add_in_batches(index: faiss.Index, batches: Iterable[np.ndarray]) -> None:
+    for batch in batches:
+        index.add(np.ascontiguousarray(batch, dtype=np.float32))
+
+
+class ExactVectorsWriter:
+    """Streams float32 rows into a ``.npy`` file of a known shape. Plain writes, not a
+    memory map, so rows already written do not stay resident in the writing process."""
+
+    def __init__(self, path: Path, count: int, dimension: int) -> None:
+        self.path, self.count, self.dimension, self.written = path, count, dimension, 0
+        self._handle = path.open("wb")
+        header = {"descr": "<f4", "fortran_order": False, "shape": (count, dimension)}
+        np.lib.format.write_array_header_1_0(self._handle, header)
+
+    def write(self, rows: np.ndarray) -> None:
+        if rows.ndim != 2 or rows.shape[1] != self.dimension:
+            raise ValueError(f"rows of shape {rows.shape}, expected (n, {self.dimension})")
+        if self.written + len(rows) > self.count:
+            raise ValueError(f"more than the {self.count} rows announced for {self.path}")
+        self._handle.write(np.ascontiguousarray(rows, dtype="<f4").tobytes())
+        self.written += len(rows)
+
+    def close(self) -> None:
+        self._handle.close()
+        if self.written != self.count:
+            raise ValueError(f"{self.path}: {self.written} rows written of {self.count} announced")
+
+    def __enter__(self) -> ExactVectorsWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self._handle.close()
+
+
+def write_exact_vectors(path: Path, vectors: np.ndarray) -> None:
+    with ExactVectorsWriter(path, len(vectors), int(vectors.shape[1])) as writer:
+        for batch in row_batches(vectors):
+            writer.write(batch)
+
+
+def open_exact_vectors(path: Path) -> np.ndarray:
+    """The full vectors, memory-mapped read-only: pages are read when rows are used."""
+    return np.load(path, mmap_mode="r")
+
+
+def search_reranked(
+    index: faiss.IndexIVF,
+    vectors: np.ndarray,
+    query: np.ndarray,
+    k: int,
+    rerank: int,
+    selector: faiss.IDSelector | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best (scores, ids) for one query (shape (1, d)): the IVF-PQ scan's best
+    ``max(k, rerank)`` candidates, re-scored on their full vectors (``rerank`` 0: the
+    compressed scores as they are)."""
+    params = faiss.SearchParametersIVF()
+    params.nprobe = index.nprobe
+    if selector is not None:
+        params.sel = selector
+    scores, ids = index.search(query, max(k, rerank), params=params)
+    found = ids[0] >= 0
+    scores, ids = scores[0][found], ids[0][found]
+    if rerank == 0:
+        return scores[:k], ids[:k]
+    ids = np.sort(ids)  # rows read in file order
+    exact = np.asarray(vectors[ids], dtype=np.float32) @ query[0]
+    best = np.argsort(-exact, kind="stable")[:k]
+    return exact[best], ids[best]
