@@ -37,7 +37,7 @@ def update_readme(table: str, readme: Path = README) -> bool:
 
 def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target of the performance issue: measured value, bar, met or not."""
-    from benchmarks import bench_classifier
+    from benchmarks import bench_classifier, bench_ivfpq
 
     serving, chain, index = r["serving"], r["chain"], r["index"]
     photo_p50 = serving["emotion_reviews_c1"]["p50_ms"]
@@ -99,11 +99,13 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
         h = hnsw_1m[0]
         rows.append(("1M HNSW search p50 (ms)", h["p50_ms"], "<= 1", h["p50_ms"] <= 1))
         rows.append(("1M HNSW recall@10", h["recall_at_10"], ">= 0.95", h["recall_at_10"] >= 0.95))
+    if "ivfpq" in r:
+        rows += bench_ivfpq.target_rows(r["ivfpq"])
     return [{"target": t, "measured": m, "bar": b, "met": bool(ok)} for t, m, b, ok in rows]
 
 
 def markdown(r: dict[str, Any]) -> str:
-    from benchmarks import bench_classifier
+    from benchmarks import bench_classifier, bench_ivfpq
 
     s, c, i, t = r["serving"], r["chain"], r["index"], r["training"]
     lines = [
@@ -181,6 +183,8 @@ def markdown(r: dict[str, Any]) -> str:
             f"| {row['index']} | {row['vectors']:,} | {row['p50_ms']:.3f} | "
             f"{row['recall_at_10']:.3f} | {built} |"
         )
+    if "ivfpq" in r:
+        lines += ["", bench_ivfpq.table(r["ivfpq"])]
     b = i["build"]
     lines += [
         "",
@@ -291,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_chain,
         bench_classifier,
         bench_index,
+        bench_ivfpq,
         bench_limits,
         bench_serving,
         bench_themes,
@@ -313,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, step in (
         ("training", lambda: bench_training.run(args.smoke)),
         ("index", lambda: bench_index.run(args.smoke)),
+        ("ivfpq", lambda: bench_ivfpq.run(args.smoke)),
         ("themes", lambda: bench_themes.run(args.smoke)),
         ("chain", lambda: bench_chain.run(workspace, int8_workspace, args.smoke)),
         ("classifier", lambda: bench_classifier.run(args.smoke)),

@@ -4,7 +4,7 @@
 ``pq_m`` bytes a vector: an ``IndexIVFPQ`` (a k-means of the vectors into inverted lists,
 each vector's residual product-quantised), trained on a sample and filled in batches. The
 full float32 vectors are kept beside it in ``vectors.npy``, streamed to disk while the
-index is filled and memory-mapped when it is loaded: a search scans ``ivf_nprobe`` lists
+index is filled and read row by row when it is searched: a search scans ``ivf_nprobe`` lists
 with the compressed scores, then re-scores its best ``rerank`` candidates exactly on the
 full vectors, so only those rows are ever read. An emotion filter is an id selector
 applied inside the scan, exact for every kind.
@@ -13,6 +13,7 @@ applied inside the scan, exact for every kind.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -155,14 +156,55 @@ def write_exact_vectors(path: Path, vectors: np.ndarray) -> None:
             writer.write(batch)
 
 
-def open_exact_vectors(path: Path) -> np.ndarray:
-    """The full vectors, memory-mapped read-only: pages are read when rows are used."""
-    return np.load(path, mmap_mode="r")
+class ExactVectorsFile:
+    """A published ``vectors.npy``, read a row at a time with ``pread``: never memory-mapped,
+    so the rows a search reads do not stay resident in the process (a mapping keeps every
+    page it touched, and the pages around it, in the process's resident set). Safe to share
+    between threads."""
+
+    def __init__(self, path: Path, expected_shape: tuple[int, int] | None = None) -> None:
+        with path.open("rb") as handle:
+            np.lib.format.read_magic(handle)
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(handle)
+            self._offset = handle.tell()
+        if dtype != np.dtype("<f4") or fortran_order or len(shape) != 2:
+            raise ValueError(f"{path} is not a C-ordered 2-D float32 array")
+        self.shape: tuple[int, int] = (int(shape[0]), int(shape[1]))
+        if expected_shape is not None and self.shape != expected_shape:
+            raise ValueError(f"{path} holds {self.shape} vectors, expected {expected_shape}")
+        self._row_bytes = self.shape[1] * 4
+        if path.stat().st_size != self._offset + self.shape[0] * self._row_bytes:
+            raise ValueError(f"{path} is shorter or longer than its {self.shape} header says")
+        self.path = path
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, ids: np.ndarray) -> np.ndarray:
+        """Rows ``ids`` (in that order), one ``pread`` each."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        out = np.empty((len(ids), self.shape[1]), dtype=np.float32)
+        view = memoryview(out).cast("B")
+        size = self._row_bytes
+        for j, i in enumerate(ids.tolist()):
+            os.preadv(self._fd, [view[j * size : (j + 1) * size]], self._offset + i * size)
+        return out
+
+    def read_all(self) -> np.ndarray:
+        with self.path.open("rb") as handle:
+            handle.seek(self._offset)
+            return np.fromfile(handle, dtype="<f4").reshape(self.shape)
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def search_reranked(
     index: faiss.IndexIVF,
-    vectors: np.ndarray,
+    vectors: np.ndarray | ExactVectorsFile,
     query: np.ndarray,
     k: int,
     rerank: int,

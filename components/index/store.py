@@ -41,7 +41,7 @@ from components.files import write_text_atomic
 from components.hashing import file_sha256
 from components.index.kinds import (
     VECTORS_FILE,
-    open_exact_vectors,
+    ExactVectorsFile,
     write_exact_vectors,
     write_faiss_index,
 )
@@ -259,7 +259,7 @@ class StoredIndex:
     metadata: pd.DataFrame
     manifest: IndexManifest
     directory: Path | None = None  # None while assembled in memory, before publishing
-    vectors: np.ndarray | None = None  # ivfpq: the full vectors (memory-mapped once loaded)
+    vectors: np.ndarray | ExactVectorsFile | None = None  # ivfpq: the full vectors
 
     @property
     def version(self) -> str:
@@ -267,6 +267,8 @@ class StoredIndex:
 
     def vectors_of(self, ids: np.ndarray | None = None) -> np.ndarray:
         """The full stored vectors of rows ``ids`` (default: all), float32, one row each."""
+        if isinstance(self.vectors, ExactVectorsFile) and ids is None:
+            return self.vectors.read_all()
         if ids is None:
             ids = np.arange(self.index.ntotal)
         if self.vectors is not None:
@@ -384,13 +386,12 @@ def _load_version(
         verify_files(directory, manifest)
     index = faiss.read_index(str(directory / INDEX_FILE))
     metadata = pd.read_parquet(directory / METADATA_FILE)
-    if (
-        index.ntotal != manifest.count
-        or len(metadata) != manifest.count
-        or index.d != manifest.dimension
-    ):
+    if {index.ntotal, len(metadata)} != {manifest.count} or index.d != manifest.dimension:
         raise IndexCorruptError(f"index {name} does not match its manifest counts or dimension")
-    vectors = open_exact_vectors(directory / VECTORS_FILE) if manifest.kind == "ivfpq" else None
-    if vectors is not None and vectors.shape != (manifest.count, manifest.dimension):
-        raise IndexCorruptError(f"index {name}'s {VECTORS_FILE} does not match its manifest")
+    shape, vectors = (manifest.count, manifest.dimension), None
+    try:
+        if manifest.kind == "ivfpq":
+            vectors = ExactVectorsFile(directory / VECTORS_FILE, shape)
+    except ValueError as error:
+        raise IndexCorruptError(f"index {name}: {error}") from error
     return StoredIndex(index, metadata, manifest, directory, vectors)

@@ -33,7 +33,7 @@ def test_the_benchmark_suite_runs_at_tiny_sizes(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     (report,) = (tmp_path / "out").glob("*-smoke.json")
     results = json.loads(report.read_text())
-    for section in ("training", "index", "chain", "serving"):
+    for section in ("training", "index", "ivfpq", "chain", "serving"):
         assert section in results, section
     assert {t["target"] for t in results["targets"]} >= {
         "photo -> answer p50 / classifier-only p50 (served, c=1)",
@@ -44,3 +44,5 @@ def test_the_benchmark_suite_runs_at_tiny_sizes(tmp_path: Path) -> None:
     assert serving["emotion_reviews_versions"]["model_version"] == "1"
     table = (tmp_path / "out" / report.name.replace(".json", ".md")).read_text()
     assert "| target | measured | bar | met |" in table and "recall@10" in table
+    (ivfpq,) = results["ivfpq"]["rows"]
+    assert ivfpq["all"]["recall_at_10"] > 0.5 and "| ivfpq vectors |" in table

@@ -1,5 +1,5 @@
-"""index.kind ivfpq: compressed IVF-PQ lists, full vectors memory-mapped beside them, the
-best candidates re-scored exactly, emotion filter exact."""
+"""index.kind ivfpq: compressed IVF-PQ lists, full vectors stored beside them and read row
+by row, the best candidates re-scored exactly, emotion filter exact."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from components.emotions import EMOTIONS
 from components.index.build import assemble_review_index
 from components.index.kinds import (
     VECTORS_FILE,
+    ExactVectorsFile,
     ExactVectorsWriter,
     build_faiss_index,
-    open_exact_vectors,
     search_reranked,
 )
 from components.index.search import ReviewSearcher
@@ -61,13 +61,15 @@ def publish(root: Path, reviews: pd.DataFrame, vectors: np.ndarray) -> None:
 
 
 def test_a_published_ivfpq_version_searches_like_the_exact_index(tmp_path: Path, corpus) -> None:
-    """Loaded with its vectors memory-mapped, filtered by emotion exactly, and its top 10
+    """Loaded with its vectors read from their file, filtered by emotion exactly, and its top 10
     (re-scored on the full vectors) nearly the exact top 10, with exact scores."""
     reviews, vectors = corpus
     publish(tmp_path, reviews, vectors)
     stored = load_index(tmp_path)
     assert stored.manifest.kind == "ivfpq"
-    assert isinstance(stored.vectors, np.memmap)
+    assert isinstance(stored.vectors, ExactVectorsFile)
+    assert np.array_equal(stored.vectors_of(), vectors)
+    assert np.array_equal(stored.vectors[np.array([7, 3])], vectors[[7, 3]])
     assert stored.index.code_size == SETTINGS.pq_m  # 8 bytes a vector in memory, not 128
     searcher = ReviewSearcher(stored, FixedEmbedder(), RetrievalSettings())  # type: ignore[arg-type]
     queries = clustered(50, seed=1)
@@ -124,7 +126,7 @@ def test_the_vectors_writer_streams_an_npy_file_and_refuses_a_short_one(tmp_path
     with ExactVectorsWriter(tmp_path / "v.npy", 250, DIMENSION) as writer:
         writer.write(rows[:100])
         writer.write(rows[100:])
-    assert np.array_equal(open_exact_vectors(tmp_path / "v.npy"), rows)
+    assert np.array_equal(ExactVectorsFile(tmp_path / "v.npy")[np.arange(250)], rows)
     short = ExactVectorsWriter(tmp_path / "short.npy", 250, DIMENSION)
     short.write(rows[:100])
     with pytest.raises(ValueError, match="100 rows written of 250"):
