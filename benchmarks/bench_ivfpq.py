@@ -27,6 +27,7 @@ from typing import Any
 
 import faiss
 import numpy as np
+import psutil
 
 from benchmarks.bench_index import clustered_vectors
 from benchmarks.harness import latency
@@ -46,10 +47,7 @@ K = 10
 
 
 def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return psutil.Process().memory_info().rss / 2**20
 
 
 def _peak_rss_mb() -> float:
@@ -137,7 +135,8 @@ def search(folder: Path, settings: IndexSettings) -> dict[str, Any]:
         for i in range(len(query)):
             selector = selectors[int(query_emotion[i])] if filtered else None
             started = time.perf_counter()
-            _, ids = search_reranked(index, vectors, query[i : i + 1], K, settings.rerank, selector)
+            one = query[i : i + 1]
+            _, ids, _ = search_reranked(index, vectors, one, K, settings.rerank, selector)
             samples.append(time.perf_counter() - started)
             recalls.append(len(set(ids.tolist()) & set(truth[i].tolist())) / K)
         timing = latency(samples[5:])  # the first few warm the lists' pages
@@ -189,29 +188,6 @@ def run(smoke: bool) -> dict[str, Any]:
     return {"rows": [measure_size(n, 20 if smoke else 200, smoke) for n in sizes]}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("n", type=int, help="review vectors")
-    parser.add_argument("--phase", choices=["build", "search"], help="one phase (internal)")
-    parser.add_argument("--folder", type=Path, help="where the phases keep the index")
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--smoke", action="store_true")
-    args = parser.parse_args(argv)
-    settings = _settings(args.smoke)
-    if args.phase == "build":
-        out = build(args.folder, args.n, args.queries, settings)
-    elif args.phase == "search":
-        out = search(args.folder, settings)
-    else:
-        out = measure_size(args.n, args.queries, args.smoke)
-    print(json.dumps(out))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def target_rows(result: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
     """Issue 17's 10M bars (when the run measured 10M): p50, recall@10, resident memory."""
     rows = []
@@ -246,3 +222,26 @@ def table(result: dict[str, Any]) -> str:
             f"{row['search_peak_rss_mb']:.0f} |"
         )
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", type=int, help="review vectors")
+    parser.add_argument("--phase", choices=["build", "search"], help="one phase (internal)")
+    parser.add_argument("--folder", type=Path, help="where the phases keep the index")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args(argv)
+    settings = _settings(args.smoke)
+    if args.phase == "build":
+        out = build(args.folder, args.n, args.queries, settings)
+    elif args.phase == "search":
+        out = search(args.folder, settings)
+    else:
+        out = measure_size(args.n, args.queries, args.smoke)
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -38,7 +38,8 @@ def build_faiss_index(vectors: np.ndarray, settings: IndexSettings) -> faiss.Ind
     dimension = int(vectors.shape[1])
     if settings.kind == "ivfpq":
         index = train_ivfpq(training_sample(vectors, settings), len(vectors), settings)
-        add_in_batches(index, row_batches(vectors))
+        for batch in row_batches(vectors):
+            index.add(batch)
         return index
     if settings.kind == "flat":
         index = faiss.IndexFlatIP(dimension)
@@ -105,11 +106,6 @@ def train_ivfpq(sample: np.ndarray, count: int, settings: IndexSettings) -> fais
 
 def row_batches(vectors: np.ndarray, size: int = ADD_BATCH) -> Iterator[np.ndarray]:
     return (vectors[start : start + size] for start in range(0, len(vectors), size))
-
-
-def add_in_batches(index: faiss.Index, batches: Iterable[np.ndarray]) -> None:
-    for batch in batches:
-        index.add(np.ascontiguousarray(batch, dtype=np.float32))
 
 
 class ExactVectorsWriter:
@@ -209,10 +205,10 @@ def search_reranked(
     k: int,
     rerank: int,
     selector: faiss.IDSelector | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` best (scores, ids) for one query (shape (1, d)): the IVF-PQ scan's best
-    ``max(k, rerank)`` candidates, re-scored on their full vectors (``rerank`` 0: the
-    compressed scores as they are)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` best (scores, ids, full vectors) for one query (shape (1, d)): the IVF-PQ
+    scan's best ``max(k, rerank)`` candidates, re-scored on their full vectors (``rerank``
+    0: the compressed scores as they are). Each candidate's row is read once."""
     params = faiss.SearchParametersIVF()
     params.nprobe = index.nprobe
     if selector is not None:
@@ -221,8 +217,9 @@ def search_reranked(
     found = ids[0] >= 0
     scores, ids = scores[0][found], ids[0][found]
     if rerank == 0:
-        return scores[:k], ids[:k]
+        return scores[:k], ids[:k], np.asarray(vectors[ids[:k]], dtype=np.float32)
     ids = np.sort(ids)  # rows read in file order
-    exact = np.asarray(vectors[ids], dtype=np.float32) @ query[0]
+    rows = np.asarray(vectors[ids], dtype=np.float32)
+    exact = rows @ query[0]
     best = np.argsort(-exact, kind="stable")[:k]
-    return exact[best], ids[best]
+    return exact[best], ids[best], rows[best]

@@ -97,7 +97,7 @@ class ReviewSearcher:
         query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
         selector = self._selectors[normalize_emotion(emotion)] if emotion else None
         if self.stored.vectors is not None:
-            scores, ids = search_reranked(
+            scores, ids, candidates = search_reranked(
                 self.stored.index, self.stored.vectors, query, fetch_k, self._rerank, selector
             )
         else:
@@ -106,9 +106,9 @@ class ReviewSearcher:
             )
             found = ids[0] >= 0
             ids, scores = ids[0][found], scores[0][found]
+            candidates = self.stored.vectors_of(ids)
         if ids.size == 0:
             return []
-        candidates = self.stored.vectors_of(ids)
         chosen = mmr_select(
             query[0], candidates, scores, k, lam, keys=[self._normalized_texts[i] for i in ids]
         )

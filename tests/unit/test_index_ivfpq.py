@@ -100,6 +100,9 @@ def test_re_ranking_on_the_full_vectors_beats_the_compressed_scores(corpus) -> N
 
     assert recall(SETTINGS.rerank) >= 0.9
     assert recall(SETTINGS.rerank) > recall(0) + 0.1
+    for rerank in (SETTINGS.rerank, 0):  # the rows handed back are the kept ids' vectors
+        scores, ids, rows = search_reranked(index, vectors, queries[:1], 10, rerank)
+        assert np.array_equal(rows, vectors[ids])
 
 
 def test_a_damaged_vectors_file_is_refused(tmp_path: Path, corpus) -> None:
