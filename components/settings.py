@@ -13,7 +13,7 @@ declarations, not logic.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -59,8 +59,12 @@ class EmbedderSettings(_Section):
     device: str = Field("cpu", description="torch device for embedding, e.g. cpu or cuda.")
 
 
+IndexKind = Literal["flat", "hnsw", "ivfpq"]
+INDEX_KINDS: tuple[str, ...] = get_args(IndexKind)
+
+
 class IndexSettings(_Section):
-    kind: Literal["flat", "hnsw", "ivfpq"] = Field(
+    kind: IndexKind = Field(
         "flat",
         description=(
             "flat: exact IndexFlatIP; hnsw: IndexHNSWFlat for large corpora; ivfpq: "

@@ -45,6 +45,7 @@ from components.index.kinds import (
     write_exact_vectors,
     write_faiss_index,
 )
+from components.settings import IndexKind
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class IndexManifest(BaseModel):
     embedder: str
     dimension: int
     metric: Literal["inner_product"] = "inner_product"
-    kind: Literal["flat", "hnsw", "ivfpq"]
+    kind: IndexKind
     count: int
     data_sha256: str = Field(description="sha256 of the reviews file the index was built from")
     created_at: datetime

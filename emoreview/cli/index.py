@@ -47,13 +47,14 @@ def build(
     from components.index.embedder import SentenceTransformerEmbedder
     from components.reviews.schema import read_reviews
     from components.reviews.validate import validate_reviews
+    from components.settings import INDEX_KINDS
     from components.validation import raise_for_failures
     from registry.tracking import log_index_build
 
     settings = settings_of(ctx)
     if kind is not None:
-        if kind not in ("flat", "hnsw", "ivfpq"):
-            raise UserError(f"unknown index kind {kind!r}: use flat, hnsw or ivfpq")
+        if kind not in INDEX_KINDS:
+            raise UserError(f"unknown index kind {kind!r}: use {', '.join(INDEX_KINDS)}")
         settings.index.kind = kind  # type: ignore[assignment]
     path = file or settings.paths.reviews
     frame = read_reviews(path)
