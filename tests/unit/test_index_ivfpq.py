@@ -71,6 +71,7 @@ def test_a_published_ivfpq_version_searches_like_the_exact_index(tmp_path: Path,
     assert np.array_equal(stored.vectors_of(), vectors)
     assert np.array_equal(stored.vectors[np.array([7, 3])], vectors[[7, 3]])
     assert stored.index.code_size == SETTINGS.pq_m  # 8 bytes a vector in memory, not 128
+    assert stored.index.parallel_mode == 1  # one query's lists scanned on every core
     searcher = ReviewSearcher(stored, FixedEmbedder(), RetrievalSettings())  # type: ignore[arg-type]
     queries = clustered(50, seed=1)
     recalls = []
