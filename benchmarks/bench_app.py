@@ -1,14 +1,14 @@
 """The web app's cost over the raw endpoint, in one run: a real TorchServe serving the
 workspace's champion and index, the real Streamlit app, Debian's Chromium driven by
-Playwright. Upload -> rendered answer (the answer's versions footer visible) p50 over N
-uploads, next to the `emotion_reviews` endpoint's own p50 for the same photo."""
+Playwright. Upload -> rendered answer (the answer's versions footer laid out, on the
+browser's clock) p50 over N uploads, next to the `emotion_reviews` endpoint's own p50 for
+the same photo."""
 
 from __future__ import annotations
 
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,28 @@ from tests.servers import free_port
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-def browser_uploads(url: str, photo: Path, n: int, warmup: int = 2) -> list[float]:
-    """Seconds from choosing the file to the rendered answer, one fresh page per upload
-    (the page load itself is not timed)."""
+ANSWER = ".st-key-photo-face-0-versions"  # the answer's last part: its versions footer
+WATCH_ANSWER = """selector => { window.emoreviewAnswered = new Promise(resolve => {
+  const shown = () => {
+    const element = document.querySelector(selector);
+    return element !== null && element.getBoundingClientRect().height > 0;
+  };
+  new MutationObserver((_, observer) => {
+    if (shown()) { observer.disconnect(); resolve(performance.now()); }
+  }).observe(document.body, {subtree: true, childList: true, attributes: true});
+}); }"""
+"""Sets ``window.emoreviewAnswered``: a promise of the browser's clock when the element is
+on the page and laid out (a Playwright wait polls at growing intervals, which would add up
+to 500 ms of its own)."""
+
+
+def browser_uploads(
+    url: str, photo: Path, n: int, settled: bool = True, warmup: int = 2
+) -> list[float]:
+    """Seconds from choosing the file to the rendered answer, on the browser's clock, one
+    fresh page (no cached scripts) per upload; the page load itself is not timed. With
+    ``settled`` the file is chosen once the page has finished loading (no request for
+    500 ms), as a person picking a file does; without, the moment the uploader is drawn."""
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium")
@@ -40,11 +59,14 @@ def browser_uploads(url: str, photo: Path, n: int, warmup: int = 2) -> list[floa
             page.set_default_timeout(120_000)
             page.goto(url)
             page.get_by_text("No photo yet").wait_for()
-            start = time.perf_counter()
+            if settled:
+                page.wait_for_load_state("networkidle")
+            page.evaluate(WATCH_ANSWER, ANSWER)
+            chosen = page.evaluate("performance.now()")
             page.locator("input[type=file]").first.set_input_files(str(photo))
-            page.locator(".st-key-photo-face-0-versions").wait_for()
+            shown = page.evaluate("window.emoreviewAnswered")
             if i >= warmup:
-                samples.append(time.perf_counter() - start)
+                samples.append((shown - chosen) / 1000)
             page.close()
         browser.close()
     return samples
@@ -67,6 +89,7 @@ def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
         url = app_url(settings)
         with local_server(command, f"{url}/_stcore/health", folder / "app.log"):
             app = latency(browser_uploads(url, photo, n))
+            unsettled = latency(browser_uploads(url, photo, n, settled=False))
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
@@ -74,8 +97,20 @@ def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
         "uploads": n,
         "endpoint_emotion_reviews_c1": endpoint.as_dict(),
         "app_upload_to_rendered_answer": app.as_dict(),
+        "app_upload_as_the_page_appears": unsettled.as_dict(),
         "app_adds_p50_ms": app.p50_ms - endpoint.p50_ms,
     }
+
+
+def summary(r: dict[str, Any]) -> str:
+    """The app's line of the benchmark table."""
+    return (
+        f"Web app ({r['uploads']} uploads, Chromium): upload -> rendered answer p50 "
+        f"{r['app_upload_to_rendered_answer']['p50_ms']:.0f} ms on a settled page "
+        f"({r['app_upload_as_the_page_appears']['p50_ms']:.0f} ms when the file is chosen "
+        "as the page appears, its loading still running); the `emotion_reviews` endpoint "
+        f"alone {r['endpoint_emotion_reviews_c1']['p50_ms']:.0f} ms."
+    )
 
 
 if __name__ == "__main__":

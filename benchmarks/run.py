@@ -105,7 +105,7 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    from benchmarks import bench_classifier, bench_ivfpq
+    from benchmarks import bench_app, bench_classifier, bench_ivfpq
 
     s, c, i, t = r["serving"], r["chain"], r["index"], r["training"]
     lines = [
@@ -230,6 +230,8 @@ def markdown(r: dict[str, Any]) -> str:
         lines += ["", baseline_table(r["baseline"])]
     if "themes" in r:
         lines += ["", themes_table(r["themes"])]
+    if "app" in r:
+        lines += ["", bench_app.summary(r["app"])]
     return "\n".join(lines) + "\n"
 
 

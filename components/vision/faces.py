@@ -6,7 +6,8 @@ palette, 16-bit, CMYK) to 8-bit grayscale. Faces are found with OpenCV's Haar ca
 on a copy whose long side is at most ``max_side`` pixels (boxes mapped back to the
 original), so one request costs a bounded time whatever its resolution; at most
 ``max_faces`` faces are kept. When none is found the whole image is used and the result
-says so.
+says so. A face's crop is resized to the classifier's input (``face_to_input``); OpenCV is
+imported only where it is used, so the web app can cut a feedback crop without it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from components.errors import EmoreviewError
+from components.vision.fer_data import IMAGE_SIZE
 
 DEFAULT_MAX_PIXELS = 25_000_000  # a 25 MP phone photo
 
@@ -198,3 +200,26 @@ def crop_box(gray: np.ndarray, box: Box, margin: float = FACE_MARGIN) -> np.ndar
     top, bottom = max(0, box.y - pad_y), min(height, box.y + box.height + pad_y)
     left, right = max(0, box.x - pad_x), min(width, box.x + box.width + pad_x)
     return gray[top:bottom, left:right]
+
+
+def face_to_input(pixels: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
+    """A grayscale crop of any size -> size x size uint8 (48: the FER format)."""
+    if pixels.shape[:2] == (size, size):
+        return pixels
+    import cv2
+
+    shrinking = pixels.shape[0] > size or pixels.shape[1] > size
+    return cv2.resize(
+        pixels,
+        (size, size),
+        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
+    )
+
+
+def classified_face(
+    gray: np.ndarray, box: dict[str, int], margin: float = FACE_MARGIN, size: int = IMAGE_SIZE
+) -> np.ndarray:
+    """The size x size grayscale crop the classifier saw for the face at ``box`` of an
+    answer (the detector's margin around it): what feedback stores, never the photo."""
+    found = Box(int(box["x"]), int(box["y"]), int(box["width"]), int(box["height"]))
+    return face_to_input(crop_box(gray, found, margin), size)

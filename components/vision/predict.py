@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -21,15 +20,12 @@ from components.hashing import file_sha256
 from components.settings import VisionSettings
 from components.vision.evaluate import predict_probabilities
 from components.vision.faces import (
-    FACE_MARGIN,
-    Box,
     FaceCrops,
     FaceDetector,
     ImageInputError,
-    crop_box,
     decode_image,
+    face_to_input,
 )
-from components.vision.fer_data import IMAGE_SIZE
 from components.vision.inference import for_inference
 from components.vision.model import crop_size, load_weights
 from components.vision.prediction import FacePrediction, ImagePrediction
@@ -37,27 +33,6 @@ from components.vision.prediction import FacePrediction, ImagePrediction
 AllFaces = bool | Sequence[bool | None] | None
 """Whether to classify every face: one flag for all images, one per image, or ``None`` for
 the ``vision.face_detection`` setting."""
-
-
-def face_to_input(pixels: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
-    """A grayscale crop of any size -> size x size uint8 (48: the FER format)."""
-    if pixels.shape[:2] == (size, size):
-        return pixels
-    shrinking = pixels.shape[0] > size or pixels.shape[1] > size
-    return cv2.resize(
-        pixels,
-        (size, size),
-        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
-    )
-
-
-def classified_face(
-    gray: np.ndarray, box: dict[str, int], margin: float = FACE_MARGIN, size: int = IMAGE_SIZE
-) -> np.ndarray:
-    """The size x size grayscale crop the classifier saw for the face at ``box`` of an
-    answer (the detector's margin around it): what feedback stores, never the photo."""
-    found = Box(int(box["x"]), int(box["y"]), int(box["width"]), int(box["height"]))
-    return face_to_input(crop_box(gray, found, margin), size)
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,8 @@ def add(
     prediction is recorded with the correction)."""
     from components.emotions import normalize_emotion
     from components.feedback.store import ServedVersions
-    from components.vision.predict import EmotionPredictor, classified_face
+    from components.vision.faces import classified_face
+    from components.vision.predict import EmotionPredictor
 
     settings = settings_of(ctx)
     require_file(image, "image")

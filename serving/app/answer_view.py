@@ -5,7 +5,8 @@ involved. Each function renders one part of the served JSON; none calls an endpo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from html import escape
 from typing import Any
 
 import streamlit as st
@@ -16,50 +17,40 @@ Vote = Callable[[dict[str, Any], str], None]
 """Draws the feedback buttons of one review card (the review, the card's key)."""
 
 
+BAR_ROW = (
+    '<div style="display:flex;align-items:center;gap:0.5rem;margin:0.15rem 0">'
+    '<span style="flex:0 0 9rem;text-align:right;overflow:hidden;text-overflow:ellipsis;'
+    'white-space:nowrap" title="{name}">{name}</span>'
+    '<span style="flex:1 1 auto;height:1.1rem;background:rgba(151,166,195,0.15)">'
+    '<span style="display:block;height:100%;width:{width:.1f}%;background:{colour}"></span>'
+    "</span>"
+    '<span style="flex:0 0 3.5rem;font-variant-numeric:tabular-nums">{value:.1%}</span>'
+    "</div>"
+)
+"""One bar of :func:`bar_chart`: name, bar, percentage."""
+
+
 def bar_chart(
-    rows: list[dict[str, Any]],
-    category: str,
-    value: str,
-    key: str,
-    *,
-    highlight: str | None,
-    domain: list[float] | None = None,
-    height: int,
+    bars: Sequence[tuple[str, float]], key: str, *, highlight: str | None, full: float | None
 ) -> None:
-    """A horizontal bar chart, largest bar first, as a plain Vega-Lite spec (no Altair
-    validation pass on every rerun)."""
-    x: dict[str, Any] = {"field": value, "type": "quantitative", "axis": {"format": "%"}}
-    if domain:
-        x["scale"] = {"domain": domain}
-    colour: dict[str, Any] = {"value": "#1c83e1"}
-    if highlight is not None:
-        colour = {
-            "condition": {"test": f"datum[{category!r}] === {highlight!r}", "value": "#ff4b4b"},
-            "value": "#9ea7b3",
-        }
-    spec = {
-        "mark": {"type": "bar"},
-        "encoding": {
-            "x": {**x, "title": None},
-            "y": {
-                "field": category, "type": "nominal", "sort": "-x", "title": None,
-                "axis": {"labelOverlap": False, "labelLimit": 160},
-            },
-            "color": colour,
-            "tooltip": [{"field": category}, {"field": value, "format": ".1%"}],
-        },
-    }  # fmt: skip
-    st.vega_lite_chart(rows, spec, width="stretch", height=height, key=key)
+    """Horizontal bars, largest first (``full``: the value of a full-width bar; ``None``:
+    the largest value). Plain HTML and CSS in one element: a chart library's scripts cost
+    the browser more than the served answer takes to compute (``make bench``'s app row)."""
+    ordered = sorted(bars, key=lambda bar: -bar[1])
+    scale = full or max((value for _, value in ordered), default=0.0) or 1.0
+    rows = []
+    for name, value in ordered:
+        colour = "#1c83e1" if highlight is None else "#ff4b4b" if name == highlight else "#9ea7b3"
+        width = max(0.0, min(100.0, 100 * value / scale))
+        rows.append(BAR_ROW.format(name=escape(name), width=width, colour=colour, value=value))
+    with st.container(key=key):
+        st.markdown("".join(rows), unsafe_allow_html=True)
 
 
 def probabilities_view(probabilities: dict[str, float], key: str) -> None:
     """All 7 probabilities as a bar chart, largest first, and as one line of text."""
     ordered = sorted(probabilities.items(), key=lambda item: -item[1])
-    rows = [{"emotion": name, "probability": value} for name, value in ordered]
-    bar_chart(
-        rows, "emotion", "probability", f"{key}-chart", highlight=ordered[0][0],
-        domain=[0, 1], height=28 * len(rows) + 50,
-    )  # fmt: skip
+    bar_chart(ordered, f"{key}-chart", highlight=ordered[0][0], full=1.0)
     with st.container(key=f"{key}-probabilities"):
         st.caption(" · ".join(f"{name} {value:.1%}" for name, value in ordered))
 
@@ -69,11 +60,8 @@ def themes_view(themes: list[dict[str, Any]], key: str) -> None:
     if not themes:
         return
     st.markdown("**Themes** (share of the emotion's reviews)")
-    rows = [{"theme": t["label"], "share": t["share"]} for t in themes]
-    bar_chart(
-        rows, "theme", "share", f"{key}-themes-chart", highlight=None,
-        height=max(90, 24 * len(rows) + 40),
-    )  # fmt: skip
+    bars = [(theme["label"], theme["share"]) for theme in themes]
+    bar_chart(bars, f"{key}-themes-chart", highlight=None, full=None)
     for number, theme in enumerate(themes[:QUOTED_THEMES]):
         mood = theme.get("mean_sentiment")
         mood_text = "" if mood is None else f", mean sentiment {mood:+.2f}"

@@ -12,8 +12,7 @@ from components.emotions import EMOTIONS
 from components.errors import EmoreviewError
 from components.feedback.store import FeedbackStore, ServedVersions
 from components.settings import Settings
-from components.vision.faces import decode_image
-from components.vision.predict import classified_face
+from components.vision.faces import classified_face, decode_image
 
 CONSENT_TEXT = "I agree: keep this face's 48x48 crop for training"
 CONSENT_HELP = (

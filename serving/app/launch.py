@@ -32,7 +32,11 @@ def app_url(settings: Settings) -> str:
 def streamlit_command(settings: Settings, settings_file: Path) -> list[str]:
     """``streamlit run`` of the app's script on ``app.host``:``app.port``. The uploader
     takes up to twice the server's limit, so a file just over it gets the app's own
-    message (the app refuses anything above ``serving.max_request_mb`` before sending)."""
+    message (the app refuses anything above ``serving.max_request_mb`` before sending).
+
+    ``runner.postScriptGC`` off: Streamlit's full collection after every run holds the GIL
+    while the run's last elements wait to be sent (50-200 ms on every answer); Python's
+    own generational collection still runs."""
     return [
         sys.executable, "-m", "streamlit", "run", str(SCRIPT),
         "--server.address", settings.app.host,
@@ -40,6 +44,7 @@ def streamlit_command(settings: Settings, settings_file: Path) -> list[str]:
         "--server.headless", "true",
         "--server.fileWatcherType", "none",
         "--server.maxUploadSize", str(2 * settings.serving.max_request_mb),
+        "--runner.postScriptGC", "false",
         "--browser.gatherUsageStats", "false",
         "--global.developmentMode", "false",
         "--client.toolbarMode", "viewer",

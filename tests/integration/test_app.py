@@ -277,9 +277,8 @@ def test_a_correction_and_a_vote_in_the_app_reach_the_store_and_the_next_trainin
     """ "Wrong emotion?" with consent stores the classifier's 48x48 crop (what the next
     training merges into train); a 👎 on a review stores a vote for that emotion."""
     from components.feedback.store import FeedbackStore
-    from components.vision.faces import decode_image
+    from components.vision.faces import classified_face, decode_image
     from components.vision.fer_data import read_gray
-    from components.vision.predict import classified_face
     from registry.training import training_feedback
     from serving.client import EmoreviewClient
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,9 +78,38 @@ def test_the_cli_hands_its_resolved_settings_to_the_script(tmp_path: Path, monke
     assert command[command.index("--server.address") + 1] == "127.0.0.1"
     assert command[command.index("--server.port") + 1] == "8999"
     assert command[-2:] == ["--settings", str(path)] and str(SCRIPT) in command
+    assert command[command.index("--runner.postScriptGC") + 1] == "false"
     assert settings_file(["--settings", str(path)]) == path
     monkeypatch.setenv(SETTINGS_ENV, "/elsewhere.json")
     assert settings_file([]) == Path("/elsewhere.json")
+
+
+def test_the_app_process_never_imports_torch() -> None:
+    """The app is a light client of the endpoints: no model library in its process (and a
+    smaller heap for Python's collector to walk between answers)."""
+    script = (
+        "import sys, streamlit, serving.app.tabs, serving.app.models_view, serving.app.context;"
+        "print(sorted(m for m in ('torch', 'transformers', 'mlflow', 'faiss') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_bars_are_largest_first_scaled_and_escaped() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    def page() -> None:
+        from serving.app.answer_view import bar_chart
+
+        bar_chart([("b", 0.2), ("<a>", 0.5), ("c", 0.3)], "bars", highlight="<a>", full=1.0)
+
+    test = AppTest.from_function(page).run()
+    html = test.markdown[0].value
+    assert html.index("&lt;a&gt;") < html.index(">c<") < html.index(">b<")
+    assert "<a>" not in html and "width:50.0%;background:#ff4b4b" in html
+    assert "width:20.0%;background:#9ea7b3" in html
 
 
 @pytest.fixture
