@@ -22,13 +22,21 @@ The number of themes is chosen by silhouette (2 to ``themes.max_themes``), fitte
 ``themes.fit_sample`` reviews per emotion; the other reviews are assigned to the nearest
 theme, so 100 k reviews take minutes. A group smaller than ``themes.min_theme_size`` is not
 a theme, and an emotion with too few reviews gets one theme or none, never invented ones.
+
+Emotions are clustered side by side, one thread each: their matrices (at most
+``fit_sample`` rows) are so small that waking the BLAS and OpenMP thread pools for every
+k-means step cost more than it saved (5,000 reviews on 2 cores: 5.3 s with the pools,
+1.6 s one emotion after another on one thread, 1.1 s two emotions at a time; the same
+themes each way).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +50,7 @@ from sklearn.feature_extraction.text import (
 )
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import normalize
+from threadpoolctl import threadpool_limits
 
 from components.analysis.answer import Theme, ThemeQuote
 from components.emotions import EMOTIONS
@@ -94,14 +103,17 @@ def find_themes(
         raise ValueError(f"{len(reviews)} reviews but {len(vectors)} vectors")
     frame = reviews.reset_index(drop=True)
     labels = frame["emotion"].astype("string")
-    found = {}
-    for emotion in EMOTIONS:
+
+    def emotion_themes(emotion: str) -> EmotionThemes:
         rows = np.flatnonzero((labels == emotion).fillna(False).to_numpy())
         themes = _emotion_themes(emotion, frame.iloc[rows], vectors[rows], settings)
-        found[emotion] = dataclasses.replace(
+        return dataclasses.replace(
             themes, members=tuple(rows[members] for members in themes.members)
         )
-    return found
+
+    workers = min(len(EMOTIONS), os.cpu_count() or 1)
+    with threadpool_limits(limits=1), ThreadPoolExecutor(workers) as pool:
+        return dict(zip(EMOTIONS, pool.map(emotion_themes, EMOTIONS), strict=True))
 
 
 def _emotion_themes(

@@ -26,18 +26,23 @@ log = logging.getLogger(__name__)
 def embed_texts(
     embedder: Embedder, texts: Sequence[str], batch_size: int = 256, progress: bool = True
 ) -> np.ndarray:
-    """Embed ``texts`` in batches with a progress bar; returns (n, d) normalised float32."""
+    """Embed ``texts`` in batches with a progress bar; returns (n, d) normalised float32.
+
+    The texts go through longest first (rows back in their own order at the end), as one
+    ``encode`` of them all would order them: batches of similar length pad least (chunks
+    in the reviews' own order were 5 % slower than one plain ``encode``)."""
     if not texts:
         return np.zeros((0, embedder.dimension), dtype=np.float32)
-    chunks = []
+    order = np.argsort([-len(text) for text in texts], kind="stable")
+    vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
     with Progress(
         total=len(texts), desc="embedding reviews", unit="review", enabled=progress
     ) as bar:
         for start in range(0, len(texts), batch_size):
-            batch = texts[start : start + batch_size]
-            chunks.append(embedder.encode(batch))
-            bar.update(len(batch))
-    return np.concatenate(chunks).astype(np.float32, copy=False)
+            rows = order[start : start + batch_size]
+            vectors[rows] = embedder.encode([texts[i] for i in rows])
+            bar.update(len(rows))
+    return vectors
 
 
 def assemble_review_index(
