@@ -15,7 +15,7 @@ from components.hashing import file_sha256
 from components.settings import Settings
 from components.vision.baseline import build_baseline
 from components.vision.model import load_weights
-from components.vision.predict import ClassifierSource
+from components.vision.prediction import ClassifierSource
 from serving.package import package_archives
 from serving.server import TorchServe
 from tests.random_models import save_classifier

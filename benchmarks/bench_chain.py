@@ -20,7 +20,8 @@ from components.index.store import load_index
 from components.nlp.sentiment import TransformerSentimentScorer
 from components.nlp.summarize import FlanT5Summarizer
 from components.settings import DEFAULT_EMBEDDER
-from components.vision.predict import ClassifierSource, EmotionPredictor
+from components.vision.predict import EmotionPredictor
+from components.vision.prediction import ClassifierSource
 
 
 class OriginalPattern:

@@ -32,7 +32,7 @@ from components.hashing import file_sha256
 from components.settings import Settings
 from components.vision.fer_data import IMAGE_SIZE
 from components.vision.model import read_architecture
-from components.vision.predict import ClassifierSource
+from components.vision.prediction import ClassifierSource
 from registry.tracking import connect, tracking_uri
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ import yaml
 from components.hashing import json_sha256
 from components.index.store import CURRENT_POINTER, VERSIONS_DIR, current_version, verify_files
 from components.settings import Settings
-from components.vision.predict import ClassifierSource
+from components.vision.prediction import ClassifierSource
 from serving.service import CLASSIFIER_FILE, ENDPOINTS, IMAGE_ENDPOINTS
 
 log = logging.getLogger(__name__)

@@ -31,11 +31,12 @@ from components.errors import EmoreviewError, is_user_error
 from components.hashing import file_sha256
 from components.settings import Settings
 from components.vision.faces import ImageInputError
-from components.vision.predict import ClassifierSource, EmotionPredictor
+from components.vision.prediction import ClassifierSource
 
 if TYPE_CHECKING:  # loaded only by the endpoints that use them (worker memory, cold start)
     from components.analysis.pipeline import ReviewAnalysisPipeline
     from components.nlp.sentiment import SentimentScorer
+    from components.vision.predict import EmotionPredictor
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,8 @@ class EndpointService:
             "model_sha256": classifier.sha256 or "",
         }
         if endpoint == "emotion":
+            from components.vision.predict import EmotionPredictor
+
             predictor = EmotionPredictor.from_weights(classifier.weights, settings.vision)
             return cls("emotion", settings, versions, predictor=predictor)
         if endpoint == "sentiment":
@@ -127,12 +130,10 @@ class EndpointService:
                 "sentiment", settings, {**versions, "sentiment": scorer.model_id}, sentiment=scorer
             )
         from components.analysis.pipeline import ReviewAnalysisPipeline
-        from components.index.embedder import SentenceTransformerEmbedder
 
-        embedder = SentenceTransformerEmbedder.from_settings(settings.embedder)
         photos = endpoint == "emotion_reviews"  # answers from the precomputed ones
         pipeline = ReviewAnalysisPipeline.load(
-            settings, classifier if photos else None, embedder=embedder, defer_summarizer=photos
+            settings, classifier if photos else None, defer_text_models=photos
         )
         versions.update(
             index_version=pipeline.index_version,

@@ -23,7 +23,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
 
@@ -39,22 +39,26 @@ from components.analysis.theme_summary import matching_themes
 from components.analysis.themes import EmotionThemes
 from components.emotions import EMOTIONS, emotion_query, normalize_emotion
 from components.hashing import json_sha256
-from components.index.embedder import Embedder, SentenceTransformerEmbedder
+from components.index.embedder import DeferredEmbedder, Embedder, SentenceTransformerEmbedder
 from components.index.search import ReviewSearcher
 from components.index.store import load_index
-from components.nlp.sentiment import SentimentScorer, load_sentiment_scorer
+from components.nlp.sentiment import (
+    DeferredTransformerSentimentScorer,
+    SentimentScorer,
+    load_sentiment_scorer,
+)
 from components.nlp.summarize import DeferredFlanT5Summarizer, Summarizer, load_summarizer
 from components.settings import Settings
 from components.text import normalize_text
 from components.vision.faces import ImageInputError
-from components.vision.predict import (
-    AllFaces,
-    ClassifierSource,
-    EmotionPredictor,
-    ImagePrediction,
-)
+from components.vision.prediction import ClassifierSource, ImagePrediction
+
+if TYPE_CHECKING:  # torch and torchvision load only where images are classified
+    from components.vision.predict import AllFaces, EmotionPredictor
 
 log = logging.getLogger(__name__)
+
+DEFERRED_MODELS = (DeferredEmbedder, DeferredFlanT5Summarizer, DeferredTransformerSentimentScorer)
 
 
 class AnswerCache:
@@ -128,30 +132,41 @@ class ReviewAnalysisPipeline:
         classifier: ClassifierSource | None = None,
         index_version: str | None = None,
         embedder: Embedder | None = None,
-        defer_summarizer: bool = False,
+        defer_text_models: bool = False,
     ) -> ReviewAnalysisPipeline:
         """Load every model named by ``settings`` and the index version (default: current).
 
-        ``defer_summarizer``: flan-t5's weights load only when an answer has to be
-        generated, so a process that answers images from the precomputed emotion answers
-        never holds them.
+        ``defer_text_models``: the embedder and the summarizer load only when an answer
+        has to be computed (a question, or an emotion without a precomputed answer), so a
+        process that answers photos from the precomputed emotion answers starts without
+        them (:class:`~components.nlp.loading.LoadedOnFirstUse`). The sentiment model always
+        loads only when reviews have to be scored: the index stores each review's
+        sentiment from the scorer it was built with.
         """
-        embedder = embedder or SentenceTransformerEmbedder.from_settings(settings.embedder)
-        stored = load_index(
-            settings.paths.index_root,
-            version=index_version,
-            expected_embedder=embedder.model_id,
-            expected_dimension=embedder.dimension,
-        )
-        predictor = (
-            EmotionPredictor.from_weights(classifier.weights, settings.vision)
-            if classifier is not None
-            else None
-        )
+        if embedder is None and defer_text_models:
+            stored = load_index(
+                settings.paths.index_root,
+                version=index_version,
+                expected_embedder=settings.embedder.model,
+            )
+            embedder = DeferredEmbedder(settings.embedder, stored.manifest.dimension)
+        else:
+            embedder = embedder or SentenceTransformerEmbedder.from_settings(settings.embedder)
+            stored = load_index(
+                settings.paths.index_root,
+                version=index_version,
+                expected_embedder=embedder.model_id,
+                expected_dimension=embedder.dimension,
+            )
+        predictor = None
+        if classifier is not None:
+            from components.vision.predict import EmotionPredictor
+
+            predictor = EmotionPredictor.from_weights(classifier.weights, settings.vision)
         return cls(
             ReviewSearcher(stored, embedder, settings.retrieval),
-            load_summarizer(settings.nlp, embedder, defer=defer_summarizer),
-            load_sentiment_scorer(settings.nlp),
+            load_summarizer(settings.nlp, embedder, defer=defer_text_models),
+            load_sentiment_scorer(settings.nlp, defer=True),
             settings,
             predictor,
             classifier,
@@ -174,8 +189,13 @@ class ReviewAnalysisPipeline:
         if themes and stored_themes_key != themes_key(searcher, self.sentiment, self.settings):
             log.info("index %s holds themes made with other settings", searcher.index_version)
             themes = {}
-        if isinstance(self.summarizer, DeferredFlanT5Summarizer) and set(answers) != set(EMOTIONS):
-            self.summarizer.load()  # answers will be generated: fail now, not mid-request
+        if set(answers) != set(EMOTIONS):
+            # Answers will be computed (and, as the answers' key names the sentiment model,
+            # reviews scored): a model that cannot load fails now, not mid-request. Complete
+            # answers were made by these models, and the index holds their sentiments.
+            for model in (searcher.embedder, self.summarizer, self.sentiment):
+                if isinstance(model, DEFERRED_MODELS):
+                    model.load()
         self._state = IndexState(
             searcher=searcher,
             chain=build_answer_chain(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from components.analysis.answer import Theme
 from components.analysis.themes import EmotionThemes
@@ -77,6 +76,9 @@ def matching_themes(
     emotion when given), a theme whose label or keywords the question names first. A
     question that names nothing but the emotion ("why are customers angry?") gets all of
     that emotion's themes, largest first (or the ``count`` largest of any emotion)."""
+    # Imported here: scikit-learn takes 1 s to import, and only free-text questions need it.
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
     words = set(re.findall(r"[a-z']+", query.lower()))
     if not words - ENGLISH_STOP_WORDS - GENERIC_WORDS - set(_emotion_words(words)):
         candidates = [

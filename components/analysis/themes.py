@@ -27,7 +27,8 @@ Emotions are clustered side by side, one thread each: their matrices (at most
 ``fit_sample`` rows) are so small that waking the BLAS and OpenMP thread pools for every
 k-means step cost more than it saved (5,000 reviews on 2 cores: 5.3 s with the pools,
 1.6 s one emotion after another on one thread, 1.1 s two emotions at a time; the same
-themes each way).
+themes each way). scikit-learn is imported only by the functions that find themes: the
+served endpoints read stored themes and never pay its 1.1 s import.
 """
 
 from __future__ import annotations
@@ -42,14 +43,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import (
-    CountVectorizer,
-    TfidfVectorizer,
-)
-from sklearn.metrics import silhouette_score
-from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
 from components.analysis.answer import Theme, ThemeQuote
@@ -170,6 +163,8 @@ def _features(
     settings: ThemeSettings,
 ) -> np.ndarray:
     """What reviews are grouped on (see the module docstring), L2-normalised rows."""
+    from sklearn.preprocessing import normalize
+
     meaning = np.asarray(vectors, dtype=np.float64).copy()
     if products is not None:
         for product in products.dropna().unique():
@@ -185,6 +180,10 @@ def _features(
 
 
 def _word_features(texts: list[str], fit: np.ndarray) -> np.ndarray | None:
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import normalize
+
     vectorizer = TfidfVectorizer(
         stop_words="english",
         ngram_range=(1, 2),
@@ -207,6 +206,9 @@ def _cluster(
     features: np.ndarray, fit: np.ndarray, settings: ThemeSettings
 ) -> tuple[np.ndarray, np.ndarray]:
     """(theme of every review, centres): k by silhouette, fitted on the ``fit`` rows."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
     sample = features[fit]
     most = min(settings.max_themes, len(fit) // settings.min_theme_size, len(fit) - 1)
     if most < 2:
@@ -229,6 +231,8 @@ def _distinctive_terms(texts: list[str], groups: list[np.ndarray]) -> list[list[
     """Each group's most distinctive words and phrases against the other groups
     (class-based TF-IDF: a term's frequency in the group, weighted by how rare it is across
     all groups)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
     if not groups:
         return []
     documents = [" ".join(texts[i] for i in members) for members in groups]

@@ -10,6 +10,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from components.errors import EmoreviewError
+from components.nlp.loading import LoadedOnFirstUse
 from components.settings import DEFAULT_EMBEDDER, EmbedderSettings
 
 log = logging.getLogger(__name__)
@@ -91,3 +92,34 @@ class SentenceTransformerEmbedder:
             show_progress_bar=show_progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class DeferredEmbedder:
+    """The configured embedder, loaded on first use (:class:`LoadedOnFirstUse`): named by
+    the settings and sized by the index it searches, whose dimension it must match."""
+
+    def __init__(self, settings: EmbedderSettings, dimension: int) -> None:
+        self.model_id = settings.model
+        self.dimension = dimension
+        self._model = LoadedOnFirstUse(
+            lambda: self._checked(settings), f"embedder {settings.model}"
+        )
+
+    def _checked(self, settings: EmbedderSettings) -> SentenceTransformerEmbedder:
+        embedder = SentenceTransformerEmbedder.from_settings(settings)
+        if embedder.dimension != self.dimension:
+            raise EmbedderLoadError(
+                f"embedder {settings.model!r} makes {embedder.dimension}-d vectors, but the "
+                f"index holds {self.dimension}-d ones"
+            )
+        return embedder
+
+    @property
+    def loaded(self) -> bool:
+        return self._model.loaded
+
+    def load(self) -> SentenceTransformerEmbedder:
+        return self._model.get()
+
+    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        return self.load().encode(texts, show_progress)

@@ -9,9 +9,10 @@ explicit transformer method loads normally (it may download) and fails loudly.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from components.errors import EmoreviewError
 
@@ -65,6 +66,29 @@ def choose_method(
             getattr(fallback, "model_id", type(fallback).__name__),
         )
         return fallback
+
+
+class LoadedOnFirstUse(Generic[T]):
+    """A model that loads when it is first used (once, thread-safe): for a worker that
+    answers from precomputed answers and may never need it, such as the
+    ``emotion_reviews`` endpoint's. Its owner names the model without loading it."""
+
+    def __init__(self, load: Callable[[], T], name: str) -> None:
+        self._load = load
+        self.name = name
+        self._model: T | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def get(self) -> T:
+        with self._lock:
+            if self._model is None:
+                log.info("loading %s on first use", self.name)
+                self._model = self._load()
+            return self._model
 
 
 def model_id_for(method: str, source: str) -> str:

@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from components.nlp.loading import ModelLoadError, TextClassifier, choose_method, model_id_for
+from components.nlp.loading import (
+    LoadedOnFirstUse,
+    ModelLoadError,
+    TextClassifier,
+    available_locally,
+    choose_method,
+    model_id_for,
+)
 from components.settings import NlpSettings
 
 log = logging.getLogger(__name__)
@@ -101,8 +108,43 @@ def _sentiment_label(name: str, index: int) -> SentimentLabel:
     )
 
 
-def load_sentiment_scorer(settings: NlpSettings) -> SentimentScorer:
-    """The scorer ``settings.sentiment`` selects (``auto``: RoBERTa if local, else VADER)."""
+class DeferredTransformerSentimentScorer:
+    """The transformer scorer whose weights load on first use (:class:`LoadedOnFirstUse`)."""
+
+    method = TransformerSentimentScorer.method
+
+    def __init__(self, settings: NlpSettings, local_only: bool) -> None:
+        source = settings.sentiment_model
+        self.model_id = model_id_for(self.method, source)
+        self._model = LoadedOnFirstUse(
+            lambda: TransformerSentimentScorer.load(
+                source, settings.batch_size, settings.device, local_only
+            ),
+            f"sentiment model {self.model_id}",
+        )
+
+    @property
+    def loaded(self) -> bool:
+        return self._model.loaded
+
+    def load(self) -> TransformerSentimentScorer:
+        return self._model.get()
+
+    def score(self, texts: Sequence[str]) -> list[Sentiment]:
+        return self.load().score(texts)
+
+
+def load_sentiment_scorer(settings: NlpSettings, defer: bool = False) -> SentimentScorer:
+    """The scorer ``settings.sentiment`` selects (``auto``: RoBERTa if local, else VADER).
+
+    With ``defer``, RoBERTa's weights load on first use
+    (:class:`DeferredTransformerSentimentScorer`); ``auto`` then decides by whether the
+    model is on this machine, and a model that is there but cannot load fails on first use
+    (never a silent switch to VADER after answers were keyed on RoBERTa)."""
+    if defer and settings.sentiment == "roberta":
+        return DeferredTransformerSentimentScorer(settings, local_only=False)
+    if defer and settings.sentiment == "auto" and available_locally(settings.sentiment_model):
+        return DeferredTransformerSentimentScorer(settings, local_only=True)
     return choose_method(
         settings.sentiment,
         "roberta",

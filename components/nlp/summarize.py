@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,6 +21,7 @@ import numpy as np
 from components.index.embedder import Embedder
 from components.index.search import mmr_select
 from components.nlp.loading import (
+    LoadedOnFirstUse,
     ModelLoadError,
     available_locally,
     choose_method,
@@ -141,35 +141,24 @@ class FlanT5Summarizer:
 
 
 class DeferredFlanT5Summarizer:
-    """flan-t5 whose weights load on first use (once, thread-safe).
-
-    For a process that answers from precomputed answers and may never generate, such as
-    the ``emotion_reviews`` endpoint's worker: it names its model without loading it.
-    """
+    """flan-t5 whose weights load on first use (:class:`LoadedOnFirstUse`)."""
 
     method = FlanT5Summarizer.method
     abstractive = True
 
     def __init__(self, source: str, settings: NlpSettings, local_only: bool = False) -> None:
-        self.source = source
-        self.settings = settings
-        self.local_only = local_only
         self.model_id = FlanT5Summarizer.model_id_for(source, settings)
-        self._summarizer: FlanT5Summarizer | None = None
-        self._lock = threading.Lock()
+        self._model = LoadedOnFirstUse(
+            lambda: FlanT5Summarizer.load(source, settings, local_only=local_only),
+            f"summarizer {self.model_id}",
+        )
 
     @property
     def loaded(self) -> bool:
-        return self._summarizer is not None
+        return self._model.loaded
 
     def load(self) -> FlanT5Summarizer:
-        with self._lock:
-            if self._summarizer is None:
-                log.info("loading summarizer %s on first use", self.model_id)
-                self._summarizer = FlanT5Summarizer.load(
-                    self.source, self.settings, local_only=self.local_only
-                )
-            return self._summarizer
+        return self._model.get()
 
     def clip(self, text: str) -> str:
         return self.load().clip(text)

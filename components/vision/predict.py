@@ -8,7 +8,6 @@ pipeline use that.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,6 @@ import torch
 from torch import nn
 
 from components.emotions import EMOTIONS
-from components.hashing import file_sha256
 from components.settings import VisionSettings
 from components.vision.evaluate import predict_probabilities
 from components.vision.faces import (
@@ -33,22 +31,6 @@ from components.vision.prediction import FacePrediction, ImagePrediction
 AllFaces = bool | Sequence[bool | None] | None
 """Whether to classify every face: one flag for all images, one per image, or ``None`` for
 the ``vision.face_detection`` setting."""
-
-
-@dataclass(frozen=True)
-class ClassifierSource:
-    """Where the emotion classifier comes from, and how answers name it."""
-
-    weights: Path
-    name: str = "emotion-classifier"
-    version: str | None = None
-    sha256: str | None = None
-
-    def describe(self) -> dict[str, str]:
-        digest = self.sha256 or file_sha256(self.weights)
-        out = {"classifier": f"{self.name}/{self.version}" if self.version else str(self.weights)}
-        out["classifier_sha256"] = digest
-        return out
 
 
 class EmotionPredictor:

@@ -1,9 +1,16 @@
 """What the classifier says about an image: one description of a face, used by the predictor,
-the answer (``Answer.face``) and every surface that shows them. Light: pydantic only."""
+the answer (``Answer.face``) and every surface that shows them; and which classifier said
+it (``ClassifierSource``). Light: no torch, so processes that never classify (the text
+endpoints, the registry) name the classifier without importing it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
+
+from components.hashing import file_sha256
 
 
 class FacePrediction(BaseModel):
@@ -44,3 +51,19 @@ class ImagePrediction(BaseModel):
 
     def as_dict(self) -> dict[str, object]:
         return {"faces": [face.model_dump() for face in self.faces], "note": self.note}
+
+
+@dataclass(frozen=True)
+class ClassifierSource:
+    """Where the emotion classifier comes from, and how answers name it."""
+
+    weights: Path
+    name: str = "emotion-classifier"
+    version: str | None = None
+    sha256: str | None = None
+
+    def describe(self) -> dict[str, str]:
+        digest = self.sha256 or file_sha256(self.weights)
+        out = {"classifier": f"{self.name}/{self.version}" if self.version else str(self.weights)}
+        out["classifier_sha256"] = digest
+        return out

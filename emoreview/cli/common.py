@@ -14,7 +14,7 @@ from components.errors import EmoreviewError
 
 if TYPE_CHECKING:
     from components.settings import Settings
-    from components.vision.predict import ClassifierSource
+    from components.vision.prediction import ClassifierSource
     from serving.client import EmoreviewClient
 
 log = logging.getLogger("emoreview")
@@ -89,7 +89,7 @@ def latest_weights(settings: Settings) -> Path:
 
 def classifier_source(settings: Settings, checkpoint: Path | None) -> ClassifierSource:
     """``checkpoint`` if given, else the registry's champion, else the latest run's weights."""
-    from components.vision.predict import ClassifierSource
+    from components.vision.prediction import ClassifierSource
     from registry.models import open_registry
 
     if checkpoint is not None:

@@ -40,7 +40,7 @@ from components.nlp.tagging import (
 )
 from components.settings import Settings
 from components.vision.faces import ImageInputError
-from components.vision.predict import ClassifierSource
+from components.vision.prediction import ClassifierSource
 
 pytestmark = pytest.mark.integration
 
@@ -289,20 +289,29 @@ def test_pipeline_with_flan_t5_and_roberta_checkpoints(
     assert answer.summarizer.startswith("flan-t5:") and answer.source == "precomputed"
     assert answer.sentiment_method.startswith("roberta:")
     assert answer.themes and answer.themes[0].mean_sentiment is not None  # roberta's scores
-    # Deferred (the emotion_reviews worker): stored answers need no T5 weights in memory.
-    deferred = ReviewAnalysisPipeline.load(settings, embedder=minilm, defer_summarizer=True)
+    # Deferred (the emotion_reviews worker): stored answers need no text model in memory.
+    deferred = ReviewAnalysisPipeline.load(settings, defer_text_models=True)
+    text_models = (deferred.searcher.embedder, deferred.summarizer, deferred.sentiment)
     assert isinstance(deferred.summarizer, DeferredFlanT5Summarizer)
     assert deferred.summarizer.model_id == text_pipeline.summarizer.model_id
+    assert deferred.sentiment.model_id == text_pipeline.sentiment.model_id
     assert deferred.for_emotion("happy").summary == answer.summary
-    assert not deferred.summarizer.loaded
+    assert not any(model.loaded for model in text_models)
     generated = deferred.from_text("why did the refund take so long?")
-    assert deferred.summarizer.loaded and generated.summarizer == answer.summarizer
-    # Another summarizer setting: stored answers no longer apply and are recomputed.
+    assert deferred.searcher.embedder.loaded and deferred.summarizer.loaded
+    assert not deferred.sentiment.loaded, "the index stores every review's sentiment"
+    assert generated.summarizer == answer.summarizer
+    # Another summarizer setting: stored answers no longer apply and are recomputed; a
+    # deferring pipeline then loads its models at once (a model that cannot load fails
+    # the start, not a request).
     other = settings.model_copy(deep=True)
     other.nlp.summarizer = "extractive"
     switched = ReviewAnalysisPipeline.load(other, embedder=minilm)
     assert switched.precomputed_emotions == []
     assert switched.for_emotion("happy").summarizer.startswith("extractive:")
+    eager = ReviewAnalysisPipeline.load(other, defer_text_models=True)
+    assert eager.precomputed_emotions == []
+    assert eager.searcher.embedder.loaded and eager.sentiment.loaded
 
 
 def test_stored_sentiments_of_another_scorer_are_not_passed_off_as_this_ones(
@@ -349,3 +358,14 @@ def test_an_ivfpq_build_answers_like_the_exact_index(tmp_path, minilm) -> None:
         assert [r.score for r in compressed.reviews] == pytest.approx(
             [r.score for r in exact.reviews], abs=1e-5
         )
+
+
+def test_a_deferred_embedder_that_does_not_fit_its_index_fails_on_first_use() -> None:
+    from components.index.embedder import DeferredEmbedder, EmbedderLoadError
+    from components.settings import EmbedderSettings
+
+    embedder = DeferredEmbedder(EmbedderSettings(), dimension=32)
+    assert embedder.model_id == EmbedderSettings().model and not embedder.loaded
+    with pytest.raises(EmbedderLoadError, match="384-d vectors, but the index holds 32-d"):
+        embedder.encode(["the parcel was late"])
+    assert DeferredEmbedder(EmbedderSettings(), 384).encode(["late"]).shape == (1, 384)

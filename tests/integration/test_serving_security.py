@@ -26,7 +26,7 @@ from components.nlp.sentiment import VaderSentimentScorer
 from components.nlp.summarize import ExtractiveSummarizer
 from components.settings import Settings
 from components.vision.baseline import build_baseline
-from components.vision.predict import ClassifierSource
+from components.vision.prediction import ClassifierSource
 from serving.package import package_archives
 from serving.server import ServerError, TorchServe
 from tests.integration.test_cli import run_cli

@@ -330,7 +330,7 @@ def test_a_damaged_current_version_is_refused_by_name_and_rolled_back(
 ) -> None:
     from components.index.store import rollback_index
     from components.settings import Settings
-    from components.vision.predict import ClassifierSource
+    from components.vision.prediction import ClassifierSource
     from serving.package import package_archives
 
     workspace = Settings.load(None, {"workspace": str(tmp_path / "ws")})
