@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 # Shipped as package data (pyproject), so a non-editable install can serve too.
 BASE_CONFIG = Path(__file__).with_name("torchserve.properties")
+LOG_CONFIG = Path(__file__).with_name("log4j2.xml")  # each log line once, none per request
 KEY_FILE = "key_file.json"
 SERVED_FILE = "served.json"
 WORKERS_FILE = "workers.json"  # the served version's worker pids at start or reload
@@ -163,6 +165,7 @@ class TorchServe:
             "--start", "--ncs",
             "--model-store", str(model_store(self.settings).resolve()),
             "--ts-config", str(config),
+            "--log-config", str(LOG_CONFIG),
             "--models", models,
         ]  # fmt: skip
         # The Java frontend inherits the launcher's stdout: send it to a file, not a pipe.
@@ -186,9 +189,10 @@ class TorchServe:
         self._save_served(bundle)
         self._save_workers(bundle)
 
-    def wait_ready(self, bundle: ServedBundle) -> None:
+    def wait_ready(self, bundle: ServedBundle, endpoints: Iterable[str] | None = None) -> None:
+        """Until each endpoint of ``bundle`` (or of ``endpoints``) has a READY worker."""
         deadline = time.monotonic() + self.settings.serving.startup_timeout_s
-        pending = set(bundle.archives)
+        pending = set(bundle.archives if endpoints is None else endpoints)
         while time.monotonic() < deadline:
             if self.is_running() and (self.folder / KEY_FILE).is_file():
                 pending = {ep for ep in pending if not self._ready(ep, bundle.version)}
@@ -316,8 +320,7 @@ class TorchServe:
                     "POST", "/models", url=name, synchronous="true",
                     initial_workers=str(self.settings.serving.workers),
                 )  # fmt: skip
-                if not self._ready(endpoint, bundle.version):
-                    raise ServerError(f"{endpoint} version {bundle.version} has no ready worker")
+                self.wait_ready(bundle, [endpoint])  # a sync register answers before READY
             for endpoint in bundle.archives:
                 self._management("PUT", f"/models/{endpoint}/{bundle.version}/set-default")
         except (ServerError, requests.RequestException) as error:

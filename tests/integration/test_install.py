@@ -23,6 +23,7 @@ import serving.server, serving.package
 from serving.server import TorchServe
 assert serving.server.__file__.startswith(sys.argv[2]), serving.server.__file__
 assert serving.package.HANDLER.is_file(), serving.package.HANDLER
+assert serving.server.LOG_CONFIG.is_file(), serving.server.LOG_CONFIG
 config = TorchServe(Settings.from_dict({"workspace": sys.argv[3]})).render_config()
 print(config.read_text())
 """
