@@ -29,14 +29,12 @@ import requests
 from components.errors import EmoreviewError
 from components.files import write_text_atomic
 from components.settings import Settings
+from serving.config import LOG_CONFIG, render_config, server_addresses
 from serving.dead_server import clear_stale_state, orphan_workers, stale_pid, worker_restarts
 from serving.package import ServedBundle, model_store
 
 log = logging.getLogger(__name__)
 
-# Shipped as package data (pyproject), so a non-editable install can serve too.
-BASE_CONFIG = Path(__file__).with_name("torchserve.properties")
-LOG_CONFIG = Path(__file__).with_name("log4j2.xml")  # each log line once, none per request
 KEY_FILE = "key_file.json"
 SERVED_FILE = "served.json"
 WORKERS_FILE = "workers.json"  # the served version's worker pids at start or reload
@@ -52,42 +50,15 @@ class TorchServe:
         self.folder = settings.paths.serving_dir.resolve()
         self.tmp = self.folder / "tmp"
         self.logs = self.folder / "logs"
-        serving = settings.serving
-        self.inference_url = f"http://{serving.host}:{serving.inference_port}"
-        self.management_url = f"http://{serving.host}:{serving.management_port}"
-        self.metrics_url = f"http://{serving.host}:{serving.metrics_port}"
+        addresses = server_addresses(settings.serving)
+        self.inference_url = addresses["inference_address"]
+        self.management_url = addresses["management_address"]
+        self.metrics_url = addresses["metrics_address"]
 
     # ------------------------------------------------------------------ config and keys
 
     def render_config(self) -> Path:
-        serving = self.settings.serving
-        overrides = {
-            "inference_address": self.inference_url,
-            "management_address": self.management_url,
-            "metrics_address": self.metrics_url,
-            "grpc_inference_address": serving.host,
-            "grpc_management_address": serving.host,
-            "grpc_inference_port": str(serving.grpc_inference_port),
-            "grpc_management_port": str(serving.grpc_management_port),
-            "initial_worker_port": str(serving.initial_worker_port),
-            "default_workers_per_model": str(serving.workers),
-            "max_request_size": str(serving.max_request_mb * 1024 * 1024),
-            "default_response_timeout": str(serving.response_timeout_s),
-            "token_expiration_min": str(serving.token_expiration_min),
-            "model_store": str(model_store(self.settings).resolve()),
-        }
-        lines, seen = [], set()
-        for line in BASE_CONFIG.read_text(encoding="utf-8").splitlines():
-            key = line.split("=", 1)[0].strip()
-            if "=" in line and not line.lstrip().startswith("#") and key in overrides:
-                lines.append(f"{key}={overrides[key]}")
-                seen.add(key)
-            else:
-                lines.append(line)
-        lines += [f"{k}={v}" for k, v in overrides.items() if k not in seen]
-        path = self.folder / "config.properties"
-        write_text_atomic(path, "\n".join(lines) + "\n")
-        return path
+        return render_config(self.settings, self.folder)
 
     def key(self, kind: str = "inference") -> str:
         return self._key_entry(kind)["key"]

@@ -19,11 +19,11 @@ import sys
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]
 sys.path[:] = [p for p in sys.path if p not in ("", sys.argv[1])]
 from components.settings import Settings
-import serving.server, serving.package
+import serving.config, serving.server, serving.package
 from serving.server import TorchServe
 assert serving.server.__file__.startswith(sys.argv[2]), serving.server.__file__
 assert serving.package.HANDLER.is_file(), serving.package.HANDLER
-assert serving.server.LOG_CONFIG.is_file(), serving.server.LOG_CONFIG
+assert serving.config.LOG_CONFIG.is_file(), serving.config.LOG_CONFIG
 config = TorchServe(Settings.from_dict({"workspace": sys.argv[3]})).render_config()
 print(config.read_text())
 """
