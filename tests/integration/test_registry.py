@@ -122,7 +122,11 @@ def test_gate_lineage_rollback_and_audit(
     with torch.inference_mode():
         expected = torch.softmax(outcome.result.model.eval()(batch), dim=1).numpy()
     mlflow.set_tracking_uri(server)
-    loaded = mlflow.pyfunc.load_model("models:/emotion-classifier@champion")
+    # dst_path: MLflow would download it to a temporary folder it never removes (91 MB).
+    (tmp_path / "loaded").mkdir()
+    loaded = mlflow.pyfunc.load_model(
+        "models:/emotion-classifier@champion", dst_path=str(tmp_path / "loaded")
+    )
     np.testing.assert_allclose(loaded.predict(batch.numpy()), expected, atol=1e-5)
 
     # Rollback and manual promotion are recorded.
