@@ -42,12 +42,9 @@ from components.hashing import json_sha256
 from components.index.embedder import DeferredEmbedder, Embedder, SentenceTransformerEmbedder
 from components.index.search import ReviewSearcher
 from components.index.store import load_index
-from components.nlp.sentiment import (
-    DeferredTransformerSentimentScorer,
-    SentimentScorer,
-    load_sentiment_scorer,
-)
-from components.nlp.summarize import DeferredFlanT5Summarizer, Summarizer, load_summarizer
+from components.nlp.loading import LoadedOnFirstUse
+from components.nlp.sentiment import SentimentScorer, load_sentiment_scorer
+from components.nlp.summarize import Summarizer, load_summarizer
 from components.settings import Settings
 from components.text import normalize_text
 from components.vision.faces import ImageInputError
@@ -57,8 +54,6 @@ if TYPE_CHECKING:  # torch and torchvision load only where images are classified
     from components.vision.predict import AllFaces, EmotionPredictor
 
 log = logging.getLogger(__name__)
-
-DEFERRED_MODELS = (DeferredEmbedder, DeferredFlanT5Summarizer, DeferredTransformerSentimentScorer)
 
 
 class AnswerCache:
@@ -194,7 +189,7 @@ class ReviewAnalysisPipeline:
             # reviews scored): a model that cannot load fails now, not mid-request. Complete
             # answers were made by these models, and the index holds their sentiments.
             for model in (searcher.embedder, self.summarizer, self.sentiment):
-                if isinstance(model, DEFERRED_MODELS):
+                if isinstance(model, LoadedOnFirstUse):
                     model.load()
         self._state = IndexState(
             searcher=searcher,

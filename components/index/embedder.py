@@ -94,16 +94,14 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-class DeferredEmbedder:
-    """The configured embedder, loaded on first use (:class:`LoadedOnFirstUse`): named by
-    the settings and sized by the index it searches, whose dimension it must match."""
+class DeferredEmbedder(LoadedOnFirstUse[SentenceTransformerEmbedder]):
+    """The configured embedder, loaded on first use: named by the settings and sized by
+    the index it searches, whose dimension it must match."""
 
     def __init__(self, settings: EmbedderSettings, dimension: int) -> None:
         self.model_id = settings.model
         self.dimension = dimension
-        self._model = LoadedOnFirstUse(
-            lambda: self._checked(settings), f"embedder {settings.model}"
-        )
+        super().__init__(lambda: self._checked(settings), f"embedder {settings.model}")
 
     def _checked(self, settings: EmbedderSettings) -> SentenceTransformerEmbedder:
         embedder = SentenceTransformerEmbedder.from_settings(settings)
@@ -113,13 +111,6 @@ class DeferredEmbedder:
                 f"index holds {self.dimension}-d ones"
             )
         return embedder
-
-    @property
-    def loaded(self) -> bool:
-        return self._model.loaded
-
-    def load(self) -> SentenceTransformerEmbedder:
-        return self._model.get()
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         return self.load().encode(texts, show_progress)

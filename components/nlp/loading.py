@@ -71,7 +71,8 @@ def choose_method(
 class LoadedOnFirstUse(Generic[T]):
     """A model that loads when it is first used (once, thread-safe): for a worker that
     answers from precomputed answers and may never need it, such as the
-    ``emotion_reviews`` endpoint's. Its owner names the model without loading it."""
+    ``emotion_reviews`` endpoint's. Subclasses name the model without loading it and pass
+    each call on to :meth:`load`."""
 
     def __init__(self, load: Callable[[], T], name: str) -> None:
         self._load = load
@@ -83,7 +84,7 @@ class LoadedOnFirstUse(Generic[T]):
     def loaded(self) -> bool:
         return self._model is not None
 
-    def get(self) -> T:
+    def load(self) -> T:
         with self._lock:
             if self._model is None:
                 log.info("loading %s on first use", self.name)

@@ -108,27 +108,20 @@ def _sentiment_label(name: str, index: int) -> SentimentLabel:
     )
 
 
-class DeferredTransformerSentimentScorer:
-    """The transformer scorer whose weights load on first use (:class:`LoadedOnFirstUse`)."""
+class DeferredTransformerSentimentScorer(LoadedOnFirstUse[TransformerSentimentScorer]):
+    """The transformer scorer whose weights load on first use."""
 
     method = TransformerSentimentScorer.method
 
     def __init__(self, settings: NlpSettings, local_only: bool) -> None:
         source = settings.sentiment_model
         self.model_id = model_id_for(self.method, source)
-        self._model = LoadedOnFirstUse(
+        super().__init__(
             lambda: TransformerSentimentScorer.load(
                 source, settings.batch_size, settings.device, local_only
             ),
             f"sentiment model {self.model_id}",
         )
-
-    @property
-    def loaded(self) -> bool:
-        return self._model.loaded
-
-    def load(self) -> TransformerSentimentScorer:
-        return self._model.get()
 
     def score(self, texts: Sequence[str]) -> list[Sentiment]:
         return self.load().score(texts)

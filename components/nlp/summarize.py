@@ -140,25 +140,18 @@ class FlanT5Summarizer:
         return text.strip()
 
 
-class DeferredFlanT5Summarizer:
-    """flan-t5 whose weights load on first use (:class:`LoadedOnFirstUse`)."""
+class DeferredFlanT5Summarizer(LoadedOnFirstUse[FlanT5Summarizer]):
+    """flan-t5 whose weights load on first use."""
 
     method = FlanT5Summarizer.method
     abstractive = True
 
     def __init__(self, source: str, settings: NlpSettings, local_only: bool = False) -> None:
         self.model_id = FlanT5Summarizer.model_id_for(source, settings)
-        self._model = LoadedOnFirstUse(
+        super().__init__(
             lambda: FlanT5Summarizer.load(source, settings, local_only=local_only),
             f"summarizer {self.model_id}",
         )
-
-    @property
-    def loaded(self) -> bool:
-        return self._model.loaded
-
-    def load(self) -> FlanT5Summarizer:
-        return self._model.get()
 
     def clip(self, text: str) -> str:
         return self.load().clip(text)
