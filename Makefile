@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # one of them (its shared servers and models are built once); tests/conftest.py gives each
 # process one compute thread. PYTEST_WORKERS=0 runs it in this process.
 PYTEST_WORKERS ?= 2
-XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile)
+XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 .PHONY: install browser postgres test chaos test-unit test-integration lint format demo demo-data app screenshots bench bench-load clean
 

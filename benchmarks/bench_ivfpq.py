@@ -161,7 +161,7 @@ def search(folder: Path, settings: IndexSettings) -> dict[str, Any]:
 
 def _settings(smoke: bool) -> IndexSettings:
     if smoke:
-        return IndexSettings(kind="ivfpq", ivf_train_sample=5_000)
+        return IndexSettings(kind="ivfpq", ivf_train_sample=2_000)
     return IndexSettings(kind="ivfpq")
 
 
@@ -193,7 +193,7 @@ def measure_size(n: int, queries: int, smoke: bool) -> dict[str, Any]:
 
 
 def run(smoke: bool) -> dict[str, Any]:
-    sizes = [20_000] if smoke else [1_000_000, 10_000_000]
+    sizes = [10_000] if smoke else [1_000_000, 10_000_000]
     return {"rows": [measure_size(n, 20 if smoke else 200, smoke) for n in sizes]}
 
 

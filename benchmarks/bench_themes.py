@@ -134,7 +134,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
     for name, weight in FEATURES.items():
         quality[name] = theme_quality(reviews, vectors, ThemeSettings(text_weight=weight))
         quality[name]["shop_purity"] = shop_purity(embedder, weight)
-    scale = theme_scale(embedder, 3_000 if smoke else 100_000)
+    scale = theme_scale(embedder, 700 if smoke else 100_000)
     return {"reviews": len(reviews), "quality": quality, "scale": scale}
 
 

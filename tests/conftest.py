@@ -24,6 +24,34 @@ import pytest  # noqa: E402
 
 from components.settings import Settings  # noqa: E402
 
+# The slowest modules of the last measured run (`pytest --durations`), slowest first. xdist
+# hands whole modules to its processes in collection order (with --no-loadscope-reorder;
+# its default orders them by how many tests they hold, and the one-test, three-minute
+# benchmark smoke ran last, alone): starting on these, the many short modules fill in at
+# the end. Other integration modules follow, unit tests last.
+SLOWEST_MODULES = tuple(
+    f"tests/integration/{name}.py"
+    for name in (
+        "test_benchmarks_smoke",
+        "test_registry",
+        "test_serving",
+        "test_cli",
+        "test_flows",
+        "test_app",
+        "test_training",
+    )
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        module = item.nodeid.split("::")[0]
+        if module in SLOWEST_MODULES:
+            return 0, SLOWEST_MODULES.index(module)
+        return (1 if "integration" in item.keywords else 2), 0
+
+    items.sort(key=rank)  # stable: a module's tests keep their order
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

@@ -1,29 +1,17 @@
-"""The review data plane end to end through the real ``emoreview`` command."""
+"""The review data plane end to end through the real ``emoreview`` command (its entry
+point in process: tests/cli.py; the bad-input test runs it as its own process)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests.cli import run_cli, run_cli_process
+
 pytestmark = pytest.mark.integration
-
-
-def run_cli(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EMOREVIEW_")}
-    return subprocess.run(
-        [sys.executable, "-m", "emoreview", "--workspace", str(workspace), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_generate_validate_build_search(tmp_path: Path) -> None:
@@ -93,17 +81,17 @@ def test_generate_validate_build_search(tmp_path: Path) -> None:
 
 def test_bad_input_exits_nonzero_with_a_clear_message(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
-    missing = run_cli(ws, "reviews", "validate")
+    missing = run_cli_process(ws, "reviews", "validate")
     assert missing.returncode == 2 and "reviews file not found" in missing.stderr
     assert "Traceback" not in missing.stderr
 
-    no_index = run_cli(ws, "search", "anything")
+    no_index = run_cli_process(ws, "search", "anything")
     assert no_index.returncode == 2 and "emoreview index build" in no_index.stderr
 
-    bad_emotion = run_cli(ws, "search", "-e", "joyful", "anything")
+    bad_emotion = run_cli_process(ws, "search", "-e", "joyful", "anything")
     assert bad_emotion.returncode == 2 and "unknown emotion 'joyful'" in bad_emotion.stderr
 
-    no_file = run_cli(ws, "reviews", "ingest", str(tmp_path / "nope.csv"))
+    no_file = run_cli_process(ws, "reviews", "ingest", str(tmp_path / "nope.csv"))
     assert no_file.returncode == 2 and "input file not found" in no_file.stderr
 
 

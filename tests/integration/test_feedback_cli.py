@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from components.emotions import EMOTIONS
-from tests.integration.test_cli import run_cli
+from tests.cli import run_cli
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from components.validation import DataValidationError
 from components.vision.fer_data import load_fer
 from registry.models import RegistryError, open_registry
 from registry.training import train_and_register
-from tests.integration.test_cli import run_cli
+from tests.cli import run_cli
 from tests.servers import mlflow_server
 
 pytestmark = pytest.mark.integration

@@ -28,7 +28,7 @@ from serving.deploy import deploy_champion, package_champion
 from serving.package import model_store
 from serving.server import ServerError, TorchServe
 from serving.service import ENDPOINTS
-from tests.integration.test_cli import run_cli
+from tests.cli import run_cli
 from tests.random_models import register_champion, save_classifier
 from tests.servers import free_serving_ports
 

@@ -29,7 +29,7 @@ from components.vision.baseline import build_baseline
 from components.vision.prediction import ClassifierSource
 from serving.package import package_archives
 from serving.server import ServerError, TorchServe
-from tests.integration.test_cli import run_cli
+from tests.cli import run_cli
 from tests.random_models import save_classifier
 from tests.servers import free_serving_ports
 

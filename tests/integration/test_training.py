@@ -9,7 +9,7 @@ import pytest
 
 from components.settings import Settings
 from components.vision.training_run import run_training
-from tests.integration.test_cli import run_cli
+from tests.cli import run_cli
 from tests.integration.test_registry import WEAK_RECIPE
 
 pytestmark = pytest.mark.integration
