@@ -73,7 +73,7 @@ def browser_uploads(
 
 
 def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
-    n = 2 if smoke else 20
+    n, warmup = (2, 0) if smoke else (20, 2)
     settings = serving_settings(workspace)
     settings.app.port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="bench-app-"))
@@ -88,8 +88,8 @@ def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
         command = streamlit_command(settings, write_settings(settings))
         url = app_url(settings)
         with local_server(command, f"{url}/_stcore/health", folder / "app.log"):
-            app = latency(browser_uploads(url, photo, n))
-            unsettled = latency(browser_uploads(url, photo, n, settled=False))
+            app = latency(browser_uploads(url, photo, n, warmup=warmup))
+            unsettled = latency(browser_uploads(url, photo, n, settled=False, warmup=warmup))
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)

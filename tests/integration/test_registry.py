@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 # A plain short recipe: the defaults (EMA, augmentation, oversampling) target the real
 # 28k-image FER-2013 and need far more steps than a CI run can afford on 2 cores.
 SHORT_RECIPE = {
-    "epochs": 4,
+    "epochs": 3,  # 0.91 test accuracy on the synthetic faces (4 epochs: the same, 5 s more)
     "batch_size": 16,
     "optimizer": "adamw",
     "learning_rate": 0.001,
@@ -100,8 +100,8 @@ def test_gate_lineage_rollback_and_audit(
     record = registry.record("2")
     client = registry.client
     run = client.get_run(record.run_id)
-    assert run.data.params["train.epochs"] == "4" and "nlp.summarizer" in run.data.params
-    assert len(client.get_metric_history(record.run_id, "val_macro_f1")) == 4
+    assert run.data.params["train.epochs"] == "3" and "nlp.summarizer" in run.data.params
+    assert len(client.get_metric_history(record.run_id, "val_macro_f1")) == 3
     assert record.metrics["test_macro_f1"] == pytest.approx(outcome.evaluation.macro_f1)
     assert "test_accuracy_disgust" in record.metrics
     artifacts = {a.path for a in client.list_artifacts(record.run_id)}
