@@ -44,6 +44,10 @@ SLOWEST_MODULES = tuple(
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    renamed = [name for name in SLOWEST_MODULES if not (config.rootpath / name).is_file()]
+    if renamed:
+        raise pytest.UsageError(f"tests/conftest.py SLOWEST_MODULES names no module: {renamed}")
+
     def rank(item: pytest.Item) -> tuple[int, int]:
         module = item.nodeid.split("::")[0]
         if module in SLOWEST_MODULES:
