@@ -35,9 +35,12 @@ SLOWEST_MODULES = tuple(
         "test_benchmarks_smoke",
         "test_registry",
         "test_serving",
-        "test_cli",
         "test_flows",
         "test_app",
+        "test_analysis",
+        "test_serving_security",
+        "test_index_claims",
+        "test_cli",
         "test_training",
     )
 )
