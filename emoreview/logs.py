@@ -24,6 +24,7 @@ def configure_logging(level: str, log_dir: Path | None = None) -> None:
     if not sys.stderr.isatty():
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        _hf_bars_off_if_imported()
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -40,3 +41,19 @@ def configure_logging(level: str, log_dir: Path | None = None) -> None:
         root.addHandler(file_handler)
     for name in _NOISY:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+def _hf_bars_off_if_imported() -> None:
+    """huggingface_hub and transformers read ``HF_HUB_DISABLE_PROGRESS_BARS`` once, when
+    they are imported: where a program imported them before configuring logging (the
+    tests call this command in their own process), switch their bars off directly."""
+    if os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") != "1":
+        return
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
