@@ -16,8 +16,10 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +56,7 @@ class TorchServe:
         self.inference_url = addresses["inference_address"]
         self.management_url = addresses["management_address"]
         self.metrics_url = addresses["metrics_address"]
+        self._key_lock = threading.Lock()
 
     # ------------------------------------------------------------------ config and keys
 
@@ -89,13 +92,15 @@ class TorchServe:
 
     def _management_key(self) -> str:
         """The management key, renewed once it is past half its life or expired (TorchServe
-        expires it after ``serving.token_expiration_min``)."""
-        expires = self.key_expires("management")
-        if expires is not None:
-            left = (expires - datetime.now(UTC)).total_seconds()
-            if left < self.settings.serving.token_expiration_min * 30:
-                self.refresh_key("management")
-        return self.key("management")
+        expires it after ``serving.token_expiration_min``). One thread at a time: a renewal
+        ends the old key at once, so two must never race (a reload registers in parallel)."""
+        with self._key_lock:
+            expires = self.key_expires("management")
+            if expires is not None:
+                left = (expires - datetime.now(UTC)).total_seconds()
+                if left < self.settings.serving.token_expiration_min * 30:
+                    self.refresh_key("management")
+            return self.key("management")
 
     def _management(self, method: str, path: str, **params: Any) -> requests.Response:
         response = requests.request(
@@ -271,11 +276,11 @@ class TorchServe:
         """Swap every endpoint to ``bundle`` without downtime, all or nothing; returns the
         old bundle.
 
-        Every new version is registered first (its workers loaded and ready); only when all
-        are, the defaults switch, endpoint after endpoint within milliseconds. Any failure
-        before that unregisters what was added and leaves every endpoint, and
-        ``served.json``, on the old version. The old versions are unregistered after their
-        queues drained and ``serving.drain_seconds`` passed.
+        Every new version is registered first, all at once (their workers loaded and
+        ready); only when all are, the defaults switch, endpoint after endpoint within
+        milliseconds. Any failure before that unregisters what was added and leaves every
+        endpoint, and ``served.json``, on the old version. The old versions are
+        unregistered after their queues drained and ``serving.drain_seconds`` passed.
         """
         old = self.served()
         if old is not None and old.version == bundle.version:
@@ -284,14 +289,7 @@ class TorchServe:
         # Versions left registered by an interrupted reload are reused, never unregistered.
         present = {ep for ep in bundle.archives if self._registered(ep, bundle.version)}
         try:
-            for endpoint, name in bundle.archives.items():
-                if endpoint in present:
-                    continue
-                self._management(
-                    "POST", "/models", url=name, synchronous="true",
-                    initial_workers=str(self.settings.serving.workers),
-                )  # fmt: skip
-                self.wait_ready(bundle, [endpoint])  # a sync register answers before READY
+            self._register(bundle, [ep for ep in bundle.archives if ep not in present])
             for endpoint in bundle.archives:
                 self._management("PUT", f"/models/{endpoint}/{bundle.version}/set-default")
         except (ServerError, requests.RequestException) as error:
@@ -308,6 +306,28 @@ class TorchServe:
                 self._management("DELETE", f"/models/{endpoint}/{old.version}")
         log.info("serving version %s (was %s)", bundle.version, old.version if old else None)
         return old
+
+    def _register(self, bundle: ServedBundle, endpoints: list[str]) -> None:
+        """Register ``endpoints``' new versions side by side, their workers loading at once
+        as at start (one after another, a reload of four endpoints took 13 s instead of 7 on
+        2 cores), then wait until each has a READY worker. Every registration has ended,
+        answered or failed, before the first failure is raised, so an undo finds them all."""
+        with ThreadPoolExecutor(max_workers=max(len(endpoints), 1)) as pool:
+            registrations = [
+                pool.submit(
+                    self._management,
+                    "POST",
+                    "/models",
+                    url=bundle.archives[endpoint],
+                    synchronous="true",
+                    initial_workers=str(self.settings.serving.workers),
+                )  # fmt: skip
+                for endpoint in endpoints
+            ]
+        failures = [r.exception() for r in registrations if r.exception() is not None]
+        if failures:
+            raise failures[0]  # type: ignore[misc]
+        self.wait_ready(bundle, endpoints)  # a sync register answers before READY
 
     def _registered(self, endpoint: str, version: str) -> bool:
         try:
