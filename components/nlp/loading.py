@@ -36,7 +36,10 @@ def available_locally(source: str) -> bool:
         return (Path(source).expanduser() / "config.json").is_file()
     from huggingface_hub import try_to_load_from_cache
 
-    return isinstance(try_to_load_from_cache(source, "config.json"), str)
+    try:
+        return isinstance(try_to_load_from_cache(source, "config.json"), str)
+    except ValueError:  # HFValidationError: neither a folder here nor a valid hub id
+        return False
 
 
 def choose_method(
@@ -45,27 +48,37 @@ def choose_method(
     load_primary: Callable[[bool], T],
     load_fallback: Callable[[], T],
     what: str,
+    source: str | None = None,
 ) -> T:
     """Resolve ``choice`` (``primary`` | the fallback's name | ``auto``) to a loaded model.
 
     ``load_primary(local_only)`` loads the transformer model; ``auto`` calls it with
-    ``local_only=True`` so that nothing waits on the network.
+    ``local_only=True`` so that nothing waits on the network. Given the model's ``source``,
+    ``auto`` first checks that it is on this machine at all (:func:`available_locally`):
+    when it is not, the fallback loads without importing transformers (2-4 s of CPU in
+    each TorchServe worker and command that would only have found nothing).
     """
     if choice == primary:
         return load_primary(False)
     if choice != "auto":
         return load_fallback()
+    if source is not None and not available_locally(source):
+        return _fall_back(load_fallback, what, "no config.json at that path or in the hub cache")
     try:
         return load_primary(True)
     except ModelLoadError as error:
-        fallback = load_fallback()
-        log.warning(
-            "%s: %s; using the offline method %s instead",
-            what,
-            error,
-            getattr(fallback, "model_id", type(fallback).__name__),
-        )
-        return fallback
+        return _fall_back(load_fallback, what, str(error))
+
+
+def _fall_back(load_fallback: Callable[[], T], what: str, reason: str) -> T:
+    fallback = load_fallback()
+    log.warning(
+        "%s: %s; using the offline method %s instead",
+        what,
+        reason,
+        getattr(fallback, "model_id", type(fallback).__name__),
+    )
+    return fallback
 
 
 class LoadedOnFirstUse(Generic[T]):

@@ -146,4 +146,5 @@ def load_sentiment_scorer(settings: NlpSettings, defer: bool = False) -> Sentime
         ),
         VaderSentimentScorer,
         what=f"sentiment model {settings.sentiment_model!r} is not available locally",
+        source=settings.sentiment_model,
     )

@@ -218,4 +218,5 @@ def load_summarizer(settings: NlpSettings, embedder: Embedder, defer: bool = Fal
         lambda local_only: FlanT5Summarizer.load(settings.summarizer_model, settings, local_only),
         lambda: ExtractiveSummarizer(embedder, settings.summary_sentences),
         what=f"summarizer {settings.summarizer_model!r} is not available locally",
+        source=settings.summarizer_model,
     )

@@ -155,6 +155,7 @@ def load_emotion_tagger(
         ),
         lambda: PrototypeEmotionTagger.fit(embedder, labeled),
         what=f"emotion tagger {settings.tagger_model!r} is not available locally",
+        source=settings.tagger_model,
     )
 
 

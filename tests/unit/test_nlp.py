@@ -57,6 +57,29 @@ def test_auto_falls_back_with_a_warning_and_explicit_choice_fails_loudly(
     assert choose_method("extractive", "flan-t5", primary, lambda: "x", what="s") == "x"
 
 
+def test_auto_with_a_source_not_on_this_machine_never_tries_to_load_it(
+    caplog: pytest.LogCaptureFixture, tmp_path
+) -> None:
+    calls: list[bool] = []
+
+    def primary(local_only: bool) -> str:
+        calls.append(local_only)
+        return "transformer"
+
+    missing = str(tmp_path / "no-such-model")
+    with caplog.at_level(logging.WARNING):
+        chosen = choose_method(
+            "auto", "roberta", primary, lambda: "fallback", what="sentiment", source=missing
+        )
+    assert chosen == "fallback" and calls == [], "nothing to load: the loader is never called"
+    assert "no config.json" in caplog.text and "offline method" in caplog.text
+    (tmp_path / "no-such-model").mkdir()
+    (tmp_path / "no-such-model" / "config.json").write_text("{}")
+    assert choose_method("auto", "roberta", primary, lambda: "x", "s", source=missing) == (
+        "transformer"
+    )
+
+
 def test_deferred_summarizer_is_chosen_without_loading_anything(tmp_path) -> None:
     checkpoint = tmp_path / "t5"
     checkpoint.mkdir()
