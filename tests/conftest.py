@@ -40,11 +40,10 @@ SLOWEST_MODULES = tuple(
         "test_serving",
         "test_flows",
         "test_app",
-        "test_analysis",
         "test_serving_security",
-        "test_index_claims",
         "test_cli",
         "test_training",
+        "test_analysis",
     )
 )
 
