@@ -321,7 +321,7 @@ class TorchServe:
                     url=bundle.archives[endpoint],
                     synchronous="true",
                     initial_workers=str(self.settings.serving.workers),
-                )  # fmt: skip
+                )
                 for endpoint in endpoints
             ]
         failures = [r.exception() for r in registrations if r.exception() is not None]
