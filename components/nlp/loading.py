@@ -48,21 +48,21 @@ def choose_method(
     load_primary: Callable[[bool], T],
     load_fallback: Callable[[], T],
     what: str,
-    source: str | None = None,
+    source: str,
 ) -> T:
     """Resolve ``choice`` (``primary`` | the fallback's name | ``auto``) to a loaded model.
 
     ``load_primary(local_only)`` loads the transformer model; ``auto`` calls it with
-    ``local_only=True`` so that nothing waits on the network. Given the model's ``source``,
-    ``auto`` first checks that it is on this machine at all (:func:`available_locally`):
-    when it is not, the fallback loads without importing transformers (2-4 s of CPU in
-    each TorchServe worker and command that would only have found nothing).
+    ``local_only=True`` so that nothing waits on the network, and only once the model's
+    ``source`` is on this machine at all (:func:`available_locally`): when it is not, the
+    fallback loads without importing transformers (2-4 s of CPU in each TorchServe worker
+    and command that would only have found nothing).
     """
     if choice == primary:
         return load_primary(False)
     if choice != "auto":
         return load_fallback()
-    if source is not None and not available_locally(source):
+    if not available_locally(source):
         return _fall_back(load_fallback, what, "no config.json at that path or in the hub cache")
     try:
         return load_primary(True)

@@ -39,7 +39,7 @@ def test_sentiment_labels_from_model_configs() -> None:
 
 
 def test_auto_falls_back_with_a_warning_and_explicit_choice_fails_loudly(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, tmp_path
 ) -> None:
     calls: list[bool] = []
 
@@ -47,14 +47,17 @@ def test_auto_falls_back_with_a_warning_and_explicit_choice_fails_loudly(
         calls.append(local_only)
         raise ModelLoadError("weights not found")
 
+    local = tmp_path / "t5"  # on this machine (its config), but its weights do not load
+    local.mkdir()
+    (local / "config.json").write_text("{}")
     with caplog.at_level(logging.WARNING):
-        chosen = choose_method("auto", "flan-t5", primary, lambda: "fallback", what="summarizer")
+        chosen = choose_method("auto", "flan-t5", primary, lambda: "fallback", "s", str(local))
     assert chosen == "fallback"
     assert calls == [True], "auto must only look at local files"
     assert "weights not found" in caplog.text
     with pytest.raises(ModelLoadError):
-        choose_method("flan-t5", "flan-t5", primary, lambda: "fallback", what="summarizer")
-    assert choose_method("extractive", "flan-t5", primary, lambda: "x", what="s") == "x"
+        choose_method("flan-t5", "flan-t5", primary, lambda: "fallback", "s", str(local))
+    assert choose_method("extractive", "flan-t5", primary, lambda: "x", "s", str(local)) == "x"
 
 
 def test_auto_with_a_source_not_on_this_machine_never_tries_to_load_it(
