@@ -324,9 +324,9 @@ class TorchServe:
                 )
                 for endpoint in endpoints
             ]
-        failures = [r.exception() for r in registrations if r.exception() is not None]
+        failures = [error for r in registrations if (error := r.exception()) is not None]
         if failures:
-            raise failures[0]  # type: ignore[misc]
+            raise failures[0]
         self.wait_ready(bundle, endpoints)  # a sync register answers before READY
 
     def _registered(self, endpoint: str, version: str) -> bool:
