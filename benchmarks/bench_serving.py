@@ -103,7 +103,7 @@ def cold_start_with_archives(settings: Settings, photo: dict[str, Any]) -> dict[
 
 
 def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
-    n = 10 if smoke else 200
+    n, warmup = (4, 1) if smoke else (200, 5)
     settings = serving_settings(workspace)
     server = TorchServe(settings)
     photo = {"data": workspace.photo, "headers": {"Content-Type": "application/octet-stream"}}
@@ -126,7 +126,7 @@ def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
         }
         result["memory_mb"] = worker_memory_mb()
         for model in ("emotion_reviews", "emotion"):
-            stats, answers = measure(lambda i, m=model: caller.post(m, **photo), n, warmup=5)
+            stats, answers = measure(lambda i, m=model: caller.post(m, **photo), n, warmup)
             result[f"{model}_c1"] = stats.as_dict()
             result[f"{model}_versions"] = answers[-1]["versions"]
         for model in ("emotion", "emotion_reviews"):
@@ -141,11 +141,13 @@ def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
             result[f"emotion_face48_c{concurrency}"] = throughput(
                 lambda i: caller.post("emotion", **face), n, concurrency
             )
-        questions = fresh_questions(8 if smoke else 40, "served")
+        questions, text_warmup = (
+            (fresh_questions(5, "served"), 1) if smoke else (fresh_questions(40, "served"), 3)
+        )
         stats, _ = measure(
             lambda i: caller.post("reviews", json={"query": questions[i]}),
-            len(questions) - 3,
-            warmup=3,
+            len(questions) - text_warmup,
+            text_warmup,
         )
         result["reviews_fresh_c1"] = stats.as_dict()
         result["status"] = json.loads(json.dumps(server.status()["models"]))
