@@ -16,6 +16,7 @@ from benchmarks.bench_serving import Caller, serving_settings
 from benchmarks.harness import latency, measure
 from benchmarks.workspace import BenchWorkspace
 from components.processes import local_server
+from components.settings import Settings
 from serving.app.launch import app_url, streamlit_command, write_settings
 from serving.deploy import deploy_champion
 from serving.server import TorchServe
@@ -72,16 +73,20 @@ def browser_uploads(
     return samples
 
 
-def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
+def run(workspace: BenchWorkspace, smoke: bool, served: Settings | None = None) -> dict[str, Any]:
+    """The app against ``served``, a TorchServe already serving the workspace's champion
+    (`benchmarks.run` passes the serving benchmark's restarted one), or against a server of
+    its own, started and stopped here."""
     n, warmup, endpoint_warmup = (2, 0, 1) if smoke else (20, 2, 3)
-    settings = serving_settings(workspace)
+    settings = (served or serving_settings(workspace)).model_copy(deep=True)
     settings.app.port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="bench-app-"))
     photo = folder / "photo.jpg"
     photo.write_bytes(workspace.photo)
     server = TorchServe(settings)
     try:
-        deploy_champion(settings)
+        if served is None:
+            deploy_champion(settings)
         caller = Caller(server)
         request = {"data": workspace.photo, "headers": {"Content-Type": "application/octet-stream"}}
         endpoint, _ = measure(
@@ -93,7 +98,8 @@ def run(workspace: BenchWorkspace, smoke: bool) -> dict[str, Any]:
             app = latency(browser_uploads(url, photo, n, warmup=warmup))
             unsettled = latency(browser_uploads(url, photo, n, settled=False, warmup=warmup))
     finally:
-        server.stop()
+        if served is None:
+            server.stop()
         shutil.rmtree(folder, ignore_errors=True)
     return {
         "uploads": n,

@@ -105,24 +105,29 @@ def theme_quality(
     }
 
 
-def shop_purity(embedder: SentenceTransformerEmbedder, weight: float) -> dict[str, float]:
-    """Purity per emotion of the themes of the shop export against its true topics."""
+def shop_reviews() -> tuple[pd.DataFrame, np.ndarray]:
+    """The labelled rows of the shop export as reviews, and their true topics."""
     shop = pd.read_csv(SHOP_CSV)
     shop = shop[shop["label"].notna()].reset_index(drop=True)
     reviews = pd.DataFrame(
         {"review_id": shop["id"], "text": shop["review"], "emotion": shop["label"],
          "product": shop["product"]}
     )  # fmt: skip
-    themes = find_themes(
-        reviews, embedder.encode(reviews["text"].tolist()), ThemeSettings(text_weight=weight)
-    )
+    return reviews, shop["topic"].to_numpy()
+
+
+def shop_purity(
+    reviews: pd.DataFrame, vectors: np.ndarray, topics: np.ndarray, weight: float
+) -> dict[str, float]:
+    """Purity per emotion of the themes of the shop export against its true topics."""
+    themes = find_themes(reviews, vectors, ThemeSettings(text_weight=weight))
     out = {}
     for emotion in sorted(set(reviews["emotion"])):
         rows = np.flatnonzero((reviews["emotion"] == emotion).to_numpy())
         assigned = np.full(len(reviews), -1)
         for number, members in enumerate(themes[emotion].members):
             assigned[members] = number
-        out[emotion] = purity(assigned[rows], shop["topic"].to_numpy()[rows])
+        out[emotion] = purity(assigned[rows], topics[rows])
     return out
 
 
@@ -130,11 +135,13 @@ def run(smoke: bool = False) -> dict[str, Any]:
     embedder = SentenceTransformerEmbedder.load(DEFAULT_EMBEDDER)
     reviews = scored(generate_reviews(per_emotion=20 if smoke else 100, seed=13))
     vectors = embedder.encode(reviews["text"].tolist())
+    shop, topics = shop_reviews()
+    shop_vectors = embedder.encode(shop["text"].tolist())
     quality = {}
     for name, weight in FEATURES.items():
         quality[name] = theme_quality(reviews, vectors, ThemeSettings(text_weight=weight))
-        quality[name]["shop_purity"] = shop_purity(embedder, weight)
-    scale = theme_scale(embedder, 700 if smoke else 100_000)
+        quality[name]["shop_purity"] = shop_purity(shop, shop_vectors, topics, weight)
+    scale = theme_scale(embedder, 140 if smoke else 100_000)
     return {"reviews": len(reviews), "quality": quality, "scale": scale}
 
 
