@@ -327,17 +327,22 @@ def test_stored_sentiments_of_another_scorer_are_not_passed_off_as_this_ones(
     assert [r.sentiment.label for r in answer.reviews] == [s.label for s in fresh]
 
 
-def test_an_ivfpq_build_answers_like_the_exact_index(tmp_path, minilm) -> None:
+def test_an_ivfpq_build_answers_like_the_exact_index(tmp_path, minilm, reviews_700) -> None:
     """The whole build (sentiment, themes, the 7 answers, publish) with index.kind ivfpq:
     the version stores its full vectors, and each emotion's precomputed reviews are the
     exact (flat) index's, with the same scores (the candidates are re-scored exactly). Every
     list is scanned (1,050 reviews train 26 lists), so nothing but the build can differ;
     the recall of a partial scan is the unit tests' and bench_ivfpq's."""
+    import pandas as pd
+
     from components.index.build import embed_texts
     from components.index.kinds import VECTORS_FILE
     from components.reviews.generate import generate_reviews
 
-    reviews = generate_reviews(per_emotion=150, seed=21)
+    # The session's 700 reviews (their vectors already encoded) and 350 of another seed:
+    # ivfpq needs 1,000 to train its codebooks.
+    more = generate_reviews(per_emotion=50, seed=21)
+    reviews = pd.concat([reviews_700, more], ignore_index=True)
     vectors = embed_texts(minilm, reviews["text"].astype(str).tolist(), progress=False)
     answers = {}
     for kind in ("flat", "ivfpq"):
