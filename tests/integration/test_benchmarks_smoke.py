@@ -33,7 +33,7 @@ def test_the_benchmark_suite_runs_at_tiny_sizes(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     (report,) = (tmp_path / "out").glob("*-smoke.json")
     results = json.loads(report.read_text())
-    for section in ("training", "index", "ivfpq", "chain", "serving"):
+    for section in ("training", "index", "ivfpq", "chain", "serving", "app"):
         assert section in results, section
     assert {t["target"] for t in results["targets"]} >= {
         "photo -> answer p50 / classifier-only p50 (served, c=1)",
