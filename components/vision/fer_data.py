@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from PIL import Image
 
 from components.emotions import EMOTION_TO_INDEX, EMOTIONS, UnknownEmotionError, normalize_emotion
 from components.errors import EmoreviewError
+
+if TYPE_CHECKING:  # pandas is imported where a table is read: the served image workers
+    import pandas as pd  # import this module for IMAGE_SIZE only (0.25 s each, cold start)
 
 IMAGE_SIZE = 48
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
@@ -84,6 +87,8 @@ def load_fer(
 def load_fer_csv(
     path: Path, ferplus_votes: Path | None = None, name: str | None = None
 ) -> FerDataset:
+    import pandas as pd
+
     frame = pd.read_csv(path)
     missing = {"emotion", "pixels", "Usage"} - set(frame.columns)
     if missing:
@@ -121,6 +126,8 @@ def _parse_pixels(pixels: str, row: int) -> np.ndarray:
 
 
 def _ferplus_soft_labels(path: Path, rows: int) -> np.ndarray:
+    import pandas as pd
+
     votes = pd.read_csv(path)
     missing = set(FERPLUS_COLUMNS) - set(votes.columns)
     if missing or len(votes) != rows:
@@ -153,6 +160,8 @@ def list_folder_images(root: Path) -> pd.DataFrame:
                     )
     if not rows:
         raise FerDataError(f"{root}: no images found")
+    import pandas as pd
+
     return pd.DataFrame(rows)
 
 
