@@ -1,14 +1,13 @@
 """TorchServe lifecycle: start, stop, status, and zero-downtime reload of a new bundle.
 
-Start and stop use the same private temporary folder, ``serving/tmp`` (TorchServe's
-launcher keeps its pid file in ``TMPDIR``; the Java frontend puts its workers' sockets and
-unpacked models in ``TEMP``, which the launcher passes on as ``java.io.tmpdir``), and the
-workspace's ``serving/`` folder as working directory (TorchServe writes ``key_file.json``
-there). Reload is all or nothing across the endpoints: every new
-archive version is registered next to the old one with its workers ready before any
-default switches, a failure unregisters what was added, and the old versions go only
-after their queues drained, so requests keep being answered throughout. Keys expire
-(``serving.token_expiration_min``): they are renewed through TorchServe's ``/token`` API.
+Start and stop use the same private temporary folder ``serving/tmp`` (TorchServe's pid
+file, its workers' sockets, unpacked models) and the workspace's ``serving/`` folder as
+working directory (TorchServe writes ``key_file.json`` there). Reload is all or nothing
+across the endpoints: every new archive version is registered next to the old one with its
+workers ready before any default switches, a failure unregisters what was added, and the
+old versions go only after their queues drained, so requests keep being answered
+throughout. Keys expire (``serving.token_expiration_min``) and are renewed through
+TorchServe's ``/token`` API.
 """
 
 from __future__ import annotations
@@ -39,8 +38,7 @@ from serving.package import ServedBundle, model_store
 
 log = logging.getLogger(__name__)
 
-# A Unix socket's path holds at most 107 bytes; the workers' are <tmp>/.ts.sock.<port>.
-SOCKET_PATH_MAX = 107
+SOCKET_PATH_MAX = 107  # bytes in a Unix socket's path (the workers': <tmp>/.ts.sock.<port>)
 KEY_FILE = "key_file.json"
 SERVED_FILE = "served.json"
 WORKERS_FILE = "workers.json"  # the served version's worker pids at start or reload
@@ -390,14 +388,11 @@ class TorchServe:
 
     def _env(self) -> dict[str, str]:
         tmp = str(self.tmp.resolve())
-        # The frontend's temporary folder: its workers' sockets and unpacked models go
-        # there (the default, /tmp, kept both after a stop and left a dead frontend's workers
-        # unrecognisable). A workspace too deep for a socket path keeps /tmp for them.
-        deep = len(os.fsencode(f"{tmp}/.ts.sock.65535")) > SOCKET_PATH_MAX
-        frontend_tmp = {} if deep else {"TEMP": tmp}
+        # TEMP: the frontend's java.io.tmpdir (sockets, unpacked models; /tmp if too deep).
+        fits = len(os.fsencode(f"{tmp}/.ts.sock.65535")) <= SOCKET_PATH_MAX
         return {
             **os.environ,
-            **frontend_tmp,
+            **({"TEMP": tmp} if fits else {}),
             "TMPDIR": tmp,
             "LOG_LOCATION": str(self.logs.resolve()),
             "METRICS_LOCATION": str(self.logs.resolve()),

@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 import requests
 import yaml
@@ -164,26 +163,6 @@ def test_torchserve_reports_its_handler_time_for_our_endpoints(served, client) -
             break
         time.sleep(0.5)
     assert any('ModelName="sentiment"' in line for line in lines), lines
-
-
-def test_the_workers_sockets_and_unpacked_models_are_in_the_servers_own_folder(served) -> None:
-    """Not in /tmp, where they outlived the server, and where a dead frontend's workers
-    could not be told apart from another server's (`serve start` clears them by folder)."""
-    _, _, server = served
-    pids = [
-        pid
-        for versions in server.status()["models"].values()
-        for version in versions
-        for pid in version["worker_pids"]
-    ]
-    assert len(pids) >= len(ENDPOINTS)
-    for pid in pids:
-        command = psutil.Process(pid).cmdline()
-        socket = Path(command[command.index("--sock-name") + 1])
-        assert socket.parent == server.tmp, command
-        assert not (Path("/tmp") / socket.name).exists()
-    assert {process.pid for process in server.orphan_workers()} == set(pids)
-    assert list((server.tmp / "models").iterdir()), "TorchServe unpacked no model there"
 
 
 def test_the_token_is_required(served) -> None:

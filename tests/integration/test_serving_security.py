@@ -1,6 +1,7 @@
 """Who may call a real TorchServe, and what it refuses to serve: tokens (missing, wrong,
 expired, renewed with `emoreview serve token`), the management key, loopback-only
-addresses, and weights whose sha256 is not the registered one.
+addresses, worker sockets in the server's own folder, and weights whose sha256 is not
+the registered one.
 
 A small server of its own (the `emotion` and `sentiment` endpoints, the imported
 mini-Xception baseline as classifier) with keys that live 12 seconds, so that expiry is
@@ -139,6 +140,26 @@ def test_management_and_metrics_listen_on_loopback_only(guarded) -> None:
         ip = ipaddress.ip_address(address)
         assert (getattr(ip, "ipv4_mapped", None) or ip).is_loopback, address
     assert requests.get(f"{server.metrics_url}/metrics", timeout=30).status_code == 200
+
+
+def test_the_workers_sockets_and_unpacked_models_are_in_the_servers_own_folder(guarded) -> None:
+    """Not in /tmp, where they outlived the server, and where a dead frontend's workers
+    could not be told apart from another server's (`serve start` clears them by folder)."""
+    _, _, server, _ = guarded
+    pids = [
+        pid
+        for versions in server.status()["models"].values()
+        for version in versions
+        for pid in version["worker_pids"]
+    ]
+    assert len(pids) >= len(ENDPOINTS)
+    for pid in pids:
+        command = psutil.Process(pid).cmdline()
+        socket = Path(command[command.index("--sock-name") + 1])
+        assert socket.parent == server.tmp, command
+        assert not (Path("/tmp") / socket.name).exists()
+    assert {process.pid for process in server.orphan_workers()} == set(pids)
+    assert list((server.tmp / "models").iterdir()), "TorchServe unpacked no model there"
 
 
 def test_an_expired_token_is_refused_and_serve_token_issues_a_new_one(guarded) -> None:
