@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 def test_the_benchmark_suite_runs_at_tiny_sizes(tmp_path_factory: pytest.TempPathFactory) -> None:
     # A short folder: TorchServe's worker sockets go under <work>/.../serving/tmp only when
     # that path fits a Unix socket's (serving.server.SOCKET_PATH_MAX), else into /tmp.
-    tmp_path = tmp_path_factory.mktemp("bench")
+    folder = tmp_path_factory.mktemp("bench")
     result = subprocess.run(
         [
             sys.executable,
@@ -23,9 +23,9 @@ def test_the_benchmark_suite_runs_at_tiny_sizes(tmp_path_factory: pytest.TempPat
             "benchmarks.run",
             "--smoke",
             "--out",
-            str(tmp_path / "out"),
+            str(folder / "out"),
             "--work",
-            str(tmp_path / "work"),
+            str(folder / "work"),
         ],  # fmt: skip
         capture_output=True,
         text=True,
@@ -33,7 +33,7 @@ def test_the_benchmark_suite_runs_at_tiny_sizes(tmp_path_factory: pytest.TempPat
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    (report,) = (tmp_path / "out").glob("*-smoke.json")
+    (report,) = (folder / "out").glob("*-smoke.json")
     results = json.loads(report.read_text())
     for section in ("training", "index", "ivfpq", "chain", "serving", "app"):
         assert section in results, section
@@ -44,7 +44,7 @@ def test_the_benchmark_suite_runs_at_tiny_sizes(tmp_path_factory: pytest.TempPat
     serving = results["serving"]
     assert serving["emotion_c16"]["errors"] == 0 and serving["emotion_reviews_c8"]["errors"] == 0
     assert serving["emotion_reviews_versions"]["model_version"] == "1"
-    table = (tmp_path / "out" / report.name.replace(".json", ".md")).read_text()
+    table = report.with_suffix(".md").read_text()
     assert "| target | measured | bar | met |" in table and "recall@10" in table
     (ivfpq,) = results["ivfpq"]["rows"]
     assert ivfpq["all"]["recall_at_10"] > 0.5 and "| ivfpq vectors |" in table
