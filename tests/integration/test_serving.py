@@ -40,6 +40,17 @@ pytestmark = pytest.mark.integration
 SERVED_TEMPERATURE = 0.2
 
 
+def three_reviews(settings: Settings) -> Settings:
+    """``settings`` with three reviews per answer instead of four: a settings change, which
+    is served as a new version of every endpoint."""
+    return Settings.from_dict(
+        {
+            **settings.model_dump(mode="json"),
+            "retrieval": {**settings.retrieval.model_dump(), "k": 3},
+        }
+    )
+
+
 def register_random_model(
     settings: Settings, seed: int, folder: Path, temperature: float = 1.0
 ) -> str:
@@ -305,12 +316,7 @@ def test_a_reload_that_fails_on_the_third_endpoint_leaves_every_endpoint_as_it_w
     settings, _, server = served
     before = server.served()
     assert before is not None
-    fewer = Settings.from_dict(
-        {
-            **settings.model_dump(mode="json"),
-            "retrieval": {**settings.retrieval.model_dump(), "k": 3},
-        }
-    )
+    fewer = three_reviews(settings)
     bundle = package_champion(fewer)
     assert bundle.version != before.version, "a settings change must be served as a new version"
     assert list(bundle.archives)[2] == "reviews"
@@ -326,24 +332,23 @@ def test_a_reload_that_fails_on_the_third_endpoint_leaves_every_endpoint_as_it_w
     assert len(client.reviews("late delivery")["reviews"]) == 4
     assert client.sentiment(["fine"])["results"] and client.emotion(image)["faces"]
 
-    repaired = package_champion(fewer)  # builds only the missing archive
-    assert repaired.version == bundle.version
-    TorchServe(fewer).reload(repaired)
-    assert len(client.emotion_reviews(image)["reviews"]) == 3
-    models = server.status()["models"]
-    for endpoint in ENDPOINTS:
-        assert [v["version"] for v in models[endpoint]] == [repaired.version], endpoint
+    repaired = package_champion(fewer)  # builds only the missing archive (the next test
+    assert repaired.version == bundle.version  # serves it)
+    assert (model_store(fewer) / bundle.archives["reviews"]).is_dir()
 
 
 def test_a_request_inside_an_old_worker_is_answered_before_the_reload_retires_it(
-    served,
+    served, client
 ) -> None:
     """The old version's queue is empty but its worker is still running a long batch: the
     reload must wait for it (TorchServe drops a running batch unanswered when its model is
-    unregistered), even with no grace period at all."""
+    unregistered), even with no grace period at all.
+
+    The new version is the previous test's repaired one (three reviews per answer), so this
+    reload also proves that a repaired package serves; run alone, it packages it whole."""
     settings, _, server = served
-    register_random_model(settings, seed=3, folder=settings.workspace)
-    bundle = package_champion(settings)
+    fewer = three_reviews(settings)
+    bundle = package_champion(fewer)
     old = server.served()
     assert old is not None and bundle.version != old.version
     # The new versions registered beforehand (as an interrupted reload leaves them, which
@@ -376,8 +381,8 @@ def test_a_request_inside_an_old_worker_is_answered_before_the_reload_retires_it
     time.sleep(1.0)  # taken from the queue by the old worker
     no_grace = Settings.from_dict(
         {
-            **settings.model_dump(mode="json"),
-            "serving": {**settings.serving.model_dump(), "drain_seconds": 0},
+            **fewer.model_dump(mode="json"),
+            "serving": {**fewer.serving.model_dump(), "drain_seconds": 0},
         }
     )
     TorchServe(no_grace).reload(bundle)
@@ -386,3 +391,4 @@ def test_a_request_inside_an_old_worker_is_answered_before_the_reload_retires_it
     models = server.status()["models"]
     for endpoint in ENDPOINTS:
         assert [v["version"] for v in models[endpoint]] == [bundle.version], endpoint
+    assert len(client.emotion_reviews(face_png())["reviews"]) == 3

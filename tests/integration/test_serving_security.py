@@ -4,7 +4,7 @@ addresses, worker sockets in the server's own folder, and weights whose sha256 i
 the registered one.
 
 A small server of its own (the `emotion` and `sentiment` endpoints, the imported
-mini-Xception baseline as classifier) with keys that live 12 seconds, so that expiry is
+mini-Xception baseline as classifier) with keys that live 6 seconds, so that expiry is
 observed rather than assumed."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def _config(folder: Path, **serving: object) -> dict:
         "workspace": str(folder / "ws"),
         "serving": {
             **free_serving_ports(),
-            "token_expiration_min": 0.2,
+            "token_expiration_min": 0.1,
             "startup_timeout_s": 60,
             **serving,
         },
@@ -112,7 +112,7 @@ def test_calls_without_the_right_token_or_key_are_refused_and_leak_nothing(guard
         listed = requests.get(f"{server.management_url}/models", headers=headers, timeout=30)
         assert listed.status_code == 400 and REFUSED in listed.text, headers
         assert "emotion" not in listed.text
-    fresh = server.refresh_key("inference")  # keys here live 12 s: the start may take longer
+    fresh = server.refresh_key("inference")  # keys here live 6 s: the start may take longer
     assert _sentiment(server, fresh).status_code == 200
 
 
@@ -164,7 +164,7 @@ def test_the_workers_sockets_and_unpacked_models_are_in_the_servers_own_folder(g
 
 def test_an_expired_token_is_refused_and_serve_token_issues_a_new_one(guarded) -> None:
     settings, config_file, server, _ = guarded
-    old = server.refresh_key("inference")  # a fresh 12-second token
+    old = server.refresh_key("inference")  # a fresh 6-second token
     assert _sentiment(server, old).status_code == 200
     expires = server.key_expires("inference")
     assert expires is not None
@@ -205,7 +205,7 @@ def test_weights_that_are_not_the_registered_ones_are_never_served(guarded) -> N
     assert {name: [v["version"] for v in versions] for name, versions in models.items()} == {
         endpoint: [before.version] for endpoint in ENDPOINTS
     }
-    key = server.refresh_key("inference")  # this server's keys live 12 seconds
+    key = server.refresh_key("inference")  # this server's keys live 6 seconds
     answer = requests.post(
         f"{server.inference_url}/predictions/emotion",
         data=_png(),
@@ -227,7 +227,7 @@ def test_the_served_baseline_sees_a_real_smile(guarded) -> None:
     _, _, server, _ = guarded
     buffer = io.BytesIO()
     Image.fromarray(data.astronaut()).save(buffer, format="JPEG", quality=90)
-    key = server.refresh_key("inference")  # this server's keys live 12 seconds
+    key = server.refresh_key("inference")  # this server's keys live 6 seconds
     answer = requests.post(
         f"{server.inference_url}/predictions/emotion",
         data=buffer.getvalue(),
