@@ -112,16 +112,25 @@ def browser():
         launched.close()
 
 
-@pytest.fixture
-def page(browser, served_app):
-    """A fresh browser tab on the app, loaded (the Photo tab's prompt is shown)."""
+@pytest.fixture(scope="module")
+def browser_context(browser):
+    """One browser profile for the module: its tabs share the HTTP and compiled-script
+    caches, so a tab loads the app's JavaScript without fetching and compiling it again."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    tab = context.new_page()
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(browser_context, served_app):
+    """A fresh browser tab on the app (a new Streamlit session), loaded (the Photo tab's
+    prompt is shown)."""
+    tab = browser_context.new_page()
     tab.set_default_timeout(ANSWER_TIMEOUT_MS)
     tab.goto(served_app["url"])
     tab.get_by_text("No photo yet").wait_for()
     yield tab
-    context.close()
+    tab.close()
 
 
 def shoot(page, name: str) -> None:
@@ -164,14 +173,17 @@ def settled(page) -> None:
 
 def pick(page, selectbox: str, option: str) -> None:
     """Choose ``option`` in a selectbox: open it from its own input (its label takes no
-    clicks) once the page has settled, and choose the option."""
+    clicks) once the page has settled, and choose the option. A click that lands while a
+    rerun is still drawing leaves it closed (in most runs the first one did, and waited 10
+    s for an option that could not appear); the list opens in the browser alone, so a
+    few seconds tell that the click must be made again."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    for _ in range(3):
+    for _ in range(5):
         settled(page)
         page.locator(f"{selectbox} input").click()
         try:
-            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            page.get_by_role("option", name=option, exact=True).click(timeout=3_000)
             return
         except PlaywrightTimeout:
             page.keyboard.press("Escape")
