@@ -95,9 +95,10 @@ def client(served) -> EmoreviewClient:
 
 
 def face_png(side: int = 512) -> bytes:
-    """The astronaut photo (a face the detector finds), ``side`` pixels square. The bursts
-    send it at 128: a worker spends 24 ms of CPU on it against 141 at 512, and at 512 the
-    bursts' requests took the cores the reload's new workers load on."""
+    """The astronaut photo (a face the detector finds), ``side`` pixels square. The
+    concurrent burst sends it at 128 (24 ms of a worker's CPU against 141 at 512); the
+    reload's burst keeps 512, whose slow requests fill the old version's queue when the
+    defaults switch (at 128, a reload that dropped that queue passed the test)."""
     from skimage import data
 
     photo = Image.fromarray(data.astronaut())
@@ -266,7 +267,7 @@ def test_cli_predict_and_ask_through_the_server(served) -> None:
 def test_reload_during_a_burst_loses_no_request(served, client) -> None:
     settings, _, server = served
     new_version = register_random_model(settings, seed=2, folder=settings.workspace)
-    image = face_png(side=128)
+    image = face_png()
     stop = threading.Event()
     seen: list[str] = []
     failures: list[str] = []
