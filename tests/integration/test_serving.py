@@ -337,8 +337,9 @@ def test_a_reload_that_fails_on_the_third_endpoint_leaves_every_endpoint_as_it_w
     assert len(client.reviews("late delivery")["reviews"]) == 4
     assert client.sentiment(["fine"])["results"] and client.emotion(image)["faces"]
 
-    repaired = package_champion(fewer)  # builds only the missing archive (the next test
-    assert repaired.version == bundle.version  # serves it)
+    # Packaging again builds only the missing archive; the next test serves the result.
+    repaired = package_champion(fewer)
+    assert repaired.version == bundle.version
     assert (model_store(fewer) / bundle.archives["reviews"]).is_dir()
 
 
