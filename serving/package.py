@@ -3,14 +3,17 @@
 One archive per endpoint, all with the same version
 ``<registry version>.<index stamp>.<settings hash>`` (the registry version first, so the
 served version names the registered model; the hash covers every setting that changes an
-answer, so a settings change is served as a new version). Each
-archive folder is a small workspace: ``settings.json``, ``classifier/weights.pt`` with
-``classifier.json`` (registry name, version, sha256), the index version it answers from,
-and the handler. The archiver runs with a private ``TMPDIR`` (it deletes
-``$TMPDIR/<model-name>``) and writes to a staging folder; archives are moved into the
-model store only when all are built. An archive folder that already exists in the store
-is never deleted or rewritten (TorchServe may be serving it): the same version means the
-same content, so it is reused as it is.
+answer, so a settings change is served as a new version). Each archive folder is a small
+workspace: ``settings.json``, ``classifier.json`` (registry name, version, sha256), the
+index version it answers from, and the handler. Image archives also carry the registered
+weights (``classifier/weights.pt``) and the classifier frozen for ``vision.inference``
+from them (``classifier/graph.pt``, made once per packaging): their workers run the graph
+without building the network or importing torchvision (cold start, README "Round two").
+The archiver runs with a private ``TMPDIR`` (it deletes ``$TMPDIR/<model-name>``) and
+writes to a staging folder; archives are moved into the model store only when all are
+built. An archive folder that already exists in the store is never deleted or rewritten
+(TorchServe may be serving it): the same version means the same content, so it is reused
+as it is.
 """
 
 from __future__ import annotations
@@ -22,12 +25,12 @@ import shutil
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
 
-from components.hashing import json_sha256
+from components.hashing import file_sha256, json_sha256
 from components.index.store import CURRENT_POINTER, VERSIONS_DIR, current_version, verify_files
 from components.settings import Settings
 from components.vision.prediction import ClassifierSource
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 
 HANDLER = Path(__file__).with_name("handler.py")
 NEEDS_INDEX = ("emotion_reviews", "reviews")
+WEIGHTS_FILE = "classifier/weights.pt"
+GRAPH_FILE = "classifier/graph.pt"
 
 
 @dataclass(frozen=True)
@@ -109,10 +114,17 @@ def package_archives(
     tmp = work / "tmp"
     tmp.mkdir(parents=True)
     try:
+        graph = None
+        if any(endpoint in IMAGE_ENDPOINTS for endpoint in missing):
+            graph = save_classifier_graph(settings, classifier, work / "graph.pt")
         built = {}
         for endpoint in missing:
             payload = work / "payload" / endpoint
-            _write_payload(payload, settings, classifier, index_root, index_version, endpoint)
+            _write_payload(payload, settings, index_root, index_version, endpoint)
+            if endpoint in IMAGE_ENDPOINTS:
+                write_classifier_files(payload, classifier, graph)
+            else:  # the text endpoints only name the classifier
+                write_classifier_files(payload, classifier, graph=None, weights=False)
             config = work / f"{endpoint}-config.yaml"
             config.write_text(yaml.safe_dump(model_config(endpoint, settings)))
             _archive(endpoint, version, payload, config, work / "out", tmp)
@@ -127,10 +139,62 @@ def package_archives(
     return ServedBundle(version, names, classifier.version, index_version)
 
 
+def save_classifier_graph(
+    settings: Settings, classifier: ClassifierSource, path: Path
+) -> tuple[Path, dict[str, object]] | None:
+    """The registered weights frozen for ``vision.inference``, saved to ``path``, and what
+    ``classifier.json`` records of them; None in eager mode or when the model runs eager."""
+    if settings.vision.inference == "eager":
+        return None
+    from components.vision.inference import save_frozen_graph
+    from components.vision.model import load_weights
+
+    digest = file_sha256(classifier.weights)
+    if digest != classifier.sha256:
+        raise RuntimeError(
+            f"{classifier.weights} has sha256 {digest}, but registry version "
+            f"{classifier.version} recorded {classifier.sha256}: refusing to package it"
+        )
+    saved = save_frozen_graph(load_weights(classifier.weights), settings.vision.inference, path)
+    if saved is None:
+        return None
+    return path, {"file": GRAPH_FILE, "sha256": file_sha256(path), **asdict(saved)}
+
+
+def write_classifier_files(
+    payload: Path,
+    classifier: ClassifierSource,
+    graph: tuple[Path, dict[str, object]] | None,
+    weights: bool = True,
+) -> None:
+    """``classifier.json``, the registered weights (unless ``weights`` is False) and the
+    frozen graph with its record (``graph``, from :func:`save_classifier_graph`)."""
+    (payload / "classifier").mkdir(parents=True, exist_ok=True)
+    info: dict[str, object] = {
+        "name": classifier.name,
+        "version": classifier.version,
+        "sha256": classifier.sha256,
+        "weights": WEIGHTS_FILE,
+    }
+    if weights:
+        _link_or_copy(classifier.weights, payload / WEIGHTS_FILE)
+    if graph is not None:
+        path, record = graph
+        _link_or_copy(path, payload / GRAPH_FILE)
+        info["frozen_graph"] = record
+    (payload / CLASSIFIER_FILE).write_text(json.dumps(info, indent=2))
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)  # same file system: no copy
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def _write_payload(
     payload: Path,
     settings: Settings,
-    classifier: ClassifierSource,
     index_root: Path,
     index_version: str,
     endpoint: str,
@@ -139,20 +203,6 @@ def _write_payload(
     document = settings.model_dump(mode="json")
     document.pop("workspace")  # the unpacked archive is the handler's workspace
     (payload / "settings.json").write_text(json.dumps(document, indent=2))
-    (payload / "classifier").mkdir()
-    weights = payload / "classifier" / "weights.pt"
-    if endpoint in IMAGE_ENDPOINTS:
-        try:
-            os.link(classifier.weights, weights)  # same file system: no copy
-        except OSError:
-            shutil.copy2(classifier.weights, weights)
-    info = {
-        "name": classifier.name,
-        "version": classifier.version,
-        "sha256": classifier.sha256,
-        "weights": "classifier/weights.pt",
-    }
-    (payload / CLASSIFIER_FILE).write_text(json.dumps(info, indent=2))
     if endpoint in NEEDS_INDEX:
         target = payload / "indexes" / "reviews"
         shutil.copytree(

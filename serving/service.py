@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from components.errors import EmoreviewError, is_user_error
 from components.hashing import file_sha256
-from components.settings import Settings
+from components.settings import Settings, VisionSettings
 from components.vision.faces import ImageInputError
 from components.vision.prediction import ClassifierSource
 
@@ -69,24 +69,48 @@ def error_response(error: EmoreviewError) -> Response:
     return Response(error.http_status, {"error": message, "code": error.http_status})
 
 
-def read_classifier(bundle: Path, with_weights: bool) -> ClassifierSource:
-    """The classifier an archive was built for. With ``with_weights`` (image endpoints),
-    its weights are first proven to be the registered version's (registry sha256)."""
+def read_classifier(bundle: Path) -> tuple[ClassifierSource, dict[str, Any]]:
+    """The classifier an archive was built for, and its ``classifier.json``."""
     info = json.loads((bundle / CLASSIFIER_FILE).read_text(encoding="utf-8"))
-    weights = bundle / info["weights"]
-    if not with_weights:
-        return ClassifierSource(
-            weights=weights, name=info["name"], version=str(info["version"]), sha256=info["sha256"]
-        )
-    digest = file_sha256(weights)
-    if digest != info["sha256"]:
-        raise RuntimeError(
-            f"{weights} has sha256 {digest}, but registry version {info['version']} "
-            f"recorded {info['sha256']}: refusing to serve it"
-        )
-    return ClassifierSource(
-        weights=weights, name=info["name"], version=str(info["version"]), sha256=digest
+    source = ClassifierSource(
+        weights=bundle / info["weights"],
+        name=info["name"],
+        version=str(info["version"]),
+        sha256=info["sha256"],
     )
+    return source, info
+
+
+def _refuse_unless(path: Path, expected: str, what: str) -> None:
+    digest = file_sha256(path)
+    if digest != expected:
+        raise RuntimeError(
+            f"{path} has sha256 {digest}, but {what} recorded {expected}: refusing to serve it"
+        )
+
+
+def load_predictor(
+    bundle: Path, source: ClassifierSource, info: dict[str, Any], vision: VisionSettings
+) -> EmotionPredictor:
+    """An image archive's classifier, ready to answer. Its weights are first proven to be
+    the registered version's (registry sha256), its frozen graph to be the one packaged
+    from them; the graph then runs without the network being built (no torchvision
+    import). Without a graph for ``vision.inference``, or with one that does not load or
+    answer as its module did, the weights are loaded."""
+    from components.vision.inference import SavedGraph, load_frozen_graph
+    from components.vision.predict import EmotionPredictor
+
+    _refuse_unless(source.weights, str(source.sha256), f"registry version {source.version}")
+    record = info.get("frozen_graph")
+    if record and record["mode"] == vision.inference:
+        graph = bundle / record["file"]
+        _refuse_unless(graph, record["sha256"], f"the archive of version {source.version}")
+        saved = SavedGraph(record["mode"], record["architecture"], record["probe_probabilities"])
+        frozen = load_frozen_graph(graph, saved)
+        if frozen is not None:
+            return EmotionPredictor.from_model(frozen, vision)
+        log.warning("%s: loading the registered weights instead", graph)
+    return EmotionPredictor.from_weights(source.weights, vision)
 
 
 class EndpointService:
@@ -111,16 +135,14 @@ class EndpointService:
         """Load what ``endpoint`` needs from an unpacked archive (``bundle``)."""
         if endpoint not in ENDPOINTS:
             raise ValueError(f"unknown endpoint {endpoint!r}: expected one of {ENDPOINTS}")
-        classifier = read_classifier(bundle, with_weights=endpoint in IMAGE_ENDPOINTS)
+        classifier, info = read_classifier(bundle)
         versions = {
             "model_name": classifier.name,
             "model_version": classifier.version or "",
             "model_sha256": classifier.sha256 or "",
         }
         if endpoint == "emotion":
-            from components.vision.predict import EmotionPredictor
-
-            predictor = EmotionPredictor.from_weights(classifier.weights, settings.vision)
+            predictor = load_predictor(bundle, classifier, info, settings.vision)
             return cls("emotion", settings, versions, predictor=predictor)
         if endpoint == "sentiment":
             from components.nlp.sentiment import load_sentiment_scorer
@@ -133,7 +155,10 @@ class EndpointService:
 
         photos = endpoint == "emotion_reviews"  # answers from the precomputed ones
         pipeline = ReviewAnalysisPipeline.load(
-            settings, classifier if photos else None, defer_text_models=photos
+            settings,
+            classifier if photos else None,
+            defer_text_models=photos,
+            predictor=load_predictor(bundle, classifier, info, settings.vision) if photos else None,
         )
         versions.update(
             index_version=pipeline.index_version,

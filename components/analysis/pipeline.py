@@ -128,6 +128,7 @@ class ReviewAnalysisPipeline:
         index_version: str | None = None,
         embedder: Embedder | None = None,
         defer_text_models: bool = False,
+        predictor: EmotionPredictor | None = None,
     ) -> ReviewAnalysisPipeline:
         """Load every model named by ``settings`` and the index version (default: current).
 
@@ -136,7 +137,9 @@ class ReviewAnalysisPipeline:
         process that answers photos from the precomputed emotion answers starts without
         them (:class:`~components.nlp.loading.LoadedOnFirstUse`). The sentiment model always
         loads only when reviews have to be scored: the index stores each review's
-        sentiment from the scorer it was built with.
+        sentiment from the scorer it was built with. ``predictor`` is ``classifier``'s
+        model already loaded (a serving archive's frozen graph); by default its weights
+        are loaded.
         """
         if embedder is None and defer_text_models:
             stored = load_index(
@@ -153,8 +156,7 @@ class ReviewAnalysisPipeline:
                 expected_embedder=embedder.model_id,
                 expected_dimension=embedder.dimension,
             )
-        predictor = None
-        if classifier is not None:
+        if predictor is None and classifier is not None:
             from components.vision.predict import EmotionPredictor
 
             predictor = EmotionPredictor.from_weights(classifier.weights, settings.vision)

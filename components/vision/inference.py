@@ -17,13 +17,22 @@ Scripting (not tracing) keeps each module's own resize branch, so crops of any s
 ten-crop TTA's included) go through the same graph. A frozen graph is checked against the
 module on a probe batch when it is made; one that disagrees, or a module TorchScript cannot
 compile, falls back to eager with a warning, never to different answers.
+
+A frozen graph can be saved (:func:`save_frozen_graph`) and run by another process without
+the module (:func:`load_frozen_graph`): serving archives carry one, so their workers never
+import torchvision (its ``torch._dynamo`` import alone is 0.8 s of CPU) nor compile the
+graph again. The probe batch's probabilities of the module travel with it, and a loaded
+graph that disagrees with them is not used either.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import math
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -60,24 +69,25 @@ class FrozenClassifier(nn.Module):
         return {**self.spec, "inference": self.mode}
 
 
-def _probe(model: nn.Module) -> torch.Tensor:
-    side = crop_size(model)
+def _probe(side: int) -> torch.Tensor:
     return torch.rand(2, 1, side, side, generator=torch.Generator().manual_seed(0))
 
 
-@torch.inference_mode()
-def freeze_classifier(model: nn.Module, mode: Literal["frozen", "bf16"]) -> FrozenClassifier:
-    """The frozen graph of ``model`` (left unchanged) for ``mode``.
-
-    Raises ``RuntimeError`` when TorchScript cannot compile the module."""
-    spec = model.architecture() if hasattr(model, "architecture") else {}
-    source = model.eval()
-    if mode == "bf16":
-        source = _bf16_copy(model)
+def _frozen_graph(model: nn.Module, mode: Literal["frozen", "bf16"]) -> torch.jit.ScriptModule:
+    """``model`` (left unchanged) scripted and frozen: what can be saved."""
+    source = _bf16_copy(model) if mode == "bf16" else model.eval()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
-        graph = torch.jit.freeze(torch.jit.script(source))
-        if mode == "frozen":
+        return torch.jit.freeze(torch.jit.script(source))
+
+
+def _runnable(
+    graph: torch.jit.ScriptModule, spec: dict[str, object], mode: str
+) -> FrozenClassifier:
+    """A frozen graph ready to run: fp32 weights packed for oneDNN (not saveable)."""
+    if mode == "frozen":
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
             graph = torch.jit.optimize_for_inference(graph)
     return FrozenClassifier(graph, dict(spec), mode)
 
@@ -91,18 +101,26 @@ def largest_probability_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) 
     return float((a(x).float().softmax(dim=1) - b(x).float().softmax(dim=1)).abs().max())
 
 
-def for_inference(model: nn.Module, mode: InferenceMode) -> nn.Module:
-    """``model`` as ``vision.inference`` asks; eager when freezing is impossible or would
-    change a frozen fp32 graph's answers."""
-    if mode == "eager":
-        return model.eval()
+@torch.inference_mode()
+def _checked_graph(
+    model: nn.Module, mode: Literal["frozen", "bf16"], save_to: Path | None = None
+) -> FrozenClassifier | None:
+    """``model``'s frozen graph for ``mode``, saved to ``save_to`` first when given (the
+    runnable graph cannot be saved); None, with a warning, when ``model`` must run eager."""
+    spec = model.architecture() if hasattr(model, "architecture") else {}
     try:
-        frozen = freeze_classifier(model, mode)
+        graph = _frozen_graph(model, mode)
     except (RuntimeError, torch.jit.Error, torch.jit.frontend.FrontendError) as error:
         log.warning("the classifier cannot be frozen (%s); it runs eager", error)
-        return model.eval()
+        return None
+    if save_to is not None:
+        save_to.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
+            torch.jit.save(graph, str(save_to))
+    frozen = _runnable(graph, spec, mode)
     if mode == "frozen":
-        gap = largest_probability_difference(model, frozen, _probe(model))
+        gap = largest_probability_difference(model, frozen, _probe(crop_size(model)))
         if not gap <= FROZEN_TOLERANCE:
             log.warning(
                 "the frozen classifier's probabilities differ from the module's by %.2g "
@@ -110,5 +128,71 @@ def for_inference(model: nn.Module, mode: InferenceMode) -> nn.Module:
                 gap,
                 FROZEN_TOLERANCE,
             )
-            return model.eval()
+            if save_to is not None:
+                save_to.unlink(missing_ok=True)
+            return None
+    return frozen
+
+
+def for_inference(model: nn.Module, mode: InferenceMode) -> nn.Module:
+    """``model`` as ``vision.inference`` asks; eager when freezing is impossible or would
+    change a frozen fp32 graph's answers. A graph already frozen for ``mode`` (a loaded
+    one) is returned as it is."""
+    if isinstance(model, FrozenClassifier) and model.mode == mode:
+        return model
+    if mode == "eager":
+        return model.eval()
+    frozen = _checked_graph(model, mode)
+    return model.eval() if frozen is None else frozen
+
+
+@dataclass(frozen=True)
+class SavedGraph:
+    """What a saved frozen graph needs besides its file: its mode, the module's
+    architecture spec and the module's probabilities on the probe batch."""
+
+    mode: Literal["frozen", "bf16"]
+    architecture: dict[str, object]
+    probe_probabilities: list[list[float]]
+
+
+@torch.inference_mode()
+def save_frozen_graph(
+    model: nn.Module, mode: Literal["frozen", "bf16"], path: Path
+) -> SavedGraph | None:
+    """Save the graph :func:`for_inference` would run for ``mode`` to ``path``; None (and
+    nothing left at ``path``) when it would run ``model`` eager instead."""
+    if _checked_graph(model, mode, save_to=path) is None:
+        return None
+    spec = model.architecture() if hasattr(model, "architecture") else {}
+    probe = _probe(crop_size(model))
+    return SavedGraph(mode, dict(spec), model.eval()(probe).float().softmax(dim=1).tolist())
+
+
+@torch.inference_mode()
+def load_frozen_graph(path: Path, saved: SavedGraph) -> FrozenClassifier | None:
+    """The graph :func:`save_frozen_graph` wrote, ready to run without its module; None,
+    with a warning, when it cannot be loaded (another torch) or, in fp32, its probabilities
+    on the probe batch differ from the module's."""
+    side = int(saved.architecture.get("crop_size", 48))  # type: ignore[call-overload]
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
+            graph = torch.jit.load(str(path), map_location="cpu")
+        frozen = _runnable(graph, saved.architecture, saved.mode)
+        got = frozen(_probe(side)).float().softmax(dim=1)
+    except (RuntimeError, torch.jit.Error, ValueError) as error:
+        log.warning("the saved classifier graph %s cannot be loaded (%s)", path, error)
+        return None
+    if saved.mode == "frozen":
+        expected = torch.tensor(saved.probe_probabilities)
+        gap = float((got - expected).abs().max()) if got.shape == expected.shape else math.inf
+        if not gap <= FROZEN_TOLERANCE:
+            log.warning(
+                "the saved classifier graph %s differs from its module by %.2g (allowed %.0e)",
+                path,
+                gap,
+                FROZEN_TOLERANCE,
+            )
+            return None
     return frozen

@@ -14,7 +14,6 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torchvision.models import resnet50
 
 from components.emotions import EMOTIONS
 from components.files import unique_temp_path
@@ -33,6 +32,10 @@ class EmotionResNet(nn.Module):
         stem: Literal["standard", "compact"] = "standard",
         input_size: int = 48,
     ) -> None:
+        # Imported here: a process that runs a saved frozen graph (a serving worker) uses
+        # this module's helpers without building the network (components.vision.inference).
+        from torchvision.models import resnet50
+
         super().__init__()
         self.stem = stem
         self.input_size = input_size

@@ -53,12 +53,20 @@ class EmotionPredictor:
     def from_weights(
         cls, path: Path, settings: VisionSettings, device: str = "cpu"
     ) -> EmotionPredictor:
+        return cls.from_model(load_weights(path), settings, device)
+
+    @classmethod
+    def from_model(
+        cls, model: nn.Module, settings: VisionSettings, device: str = "cpu"
+    ) -> EmotionPredictor:
+        """``model`` (a module, or a graph already frozen for ``vision.inference``) with the
+        face detector ``settings`` ask for."""
         detector = FaceDetector.load(
             min_size=settings.min_face_size,
             max_side=settings.detection_max_side,
             max_faces=settings.max_faces,
         )
-        return cls(load_weights(path), detector, settings, device)
+        return cls(model, detector, settings, device)
 
     def predict(self, data: bytes, all_faces: bool | None = None) -> ImagePrediction:
         return self.predict_many([data], all_faces=all_faces)[0]

@@ -1,0 +1,108 @@
+"""An image archive's classifier: the frozen graph packaged from the registered weights is
+what its workers run, without building the network (no torchvision import, README "Round
+two": cold start), and with the same answers; a graph that is not the packaged one is
+refused, one that no longer answers as its module did gives way to the weights."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from components.hashing import file_sha256
+from components.settings import Settings, VisionSettings
+from components.vision.inference import FrozenClassifier
+from components.vision.predict import EmotionPredictor
+from components.vision.prediction import ClassifierSource
+from serving.package import GRAPH_FILE, save_classifier_graph, write_classifier_files
+from serving.service import CLASSIFIER_FILE, load_predictor, read_classifier
+from tests.random_models import save_classifier
+
+# A calibrated model with a low temperature: its probabilities are far from uniform.
+FACES = torch.rand(5, 1, 48, 48, generator=torch.Generator().manual_seed(3))
+
+
+def packaged(root: Path, mode: str = "frozen") -> Path:
+    """An archive folder holding what package_archives writes for an image endpoint."""
+    weights = save_classifier(root / "registry" / "weights.pt", seed=1, temperature=0.05)
+    source = ClassifierSource(weights, version="4", sha256=file_sha256(weights))
+    settings = Settings.from_dict({"workspace": str(root), "vision": {"inference": mode}})
+    graph = save_classifier_graph(settings, source, root / "graph.pt")
+    bundle = root / "bundle"
+    bundle.mkdir()
+    write_classifier_files(bundle, source, graph)
+    return bundle
+
+
+def probabilities(predictor: EmotionPredictor) -> torch.Tensor:
+    with torch.inference_mode():
+        return predictor.model(FACES).softmax(dim=1)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return packaged(tmp_path_factory.mktemp("archive"))
+
+
+def test_the_worker_runs_the_packaged_graph_without_torchvision(bundle: Path) -> None:
+    probe = f"""
+import json, sys, torch
+from pathlib import Path
+from components.settings import VisionSettings
+from serving.service import load_predictor, read_classifier
+bundle = Path({str(bundle)!r})
+predictor = load_predictor(bundle, *read_classifier(bundle), VisionSettings())
+faces = torch.rand(5, 1, 48, 48, generator=torch.Generator().manual_seed(3))
+with torch.inference_mode():
+    got = predictor.model(faces).softmax(dim=1).tolist()
+print(json.dumps({{"torchvision": "torchvision" in sys.modules,
+                  "model": type(predictor.model).__name__, "probabilities": got}}))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    worker = json.loads(result.stdout.splitlines()[-1])
+    assert worker["torchvision"] is False and worker["model"] == "FrozenClassifier"
+    source, _ = read_classifier(bundle)
+    expected = probabilities(EmotionPredictor.from_weights(source.weights, VisionSettings()))
+    assert expected.max() > 0.5  # not near-uniform: a wrong graph would show
+    torch.testing.assert_close(torch.tensor(worker["probabilities"]), expected, atol=1e-5, rtol=0)
+
+
+def test_a_graph_that_is_not_the_packaged_one_is_refused(tmp_path: Path) -> None:
+    bundle = packaged(tmp_path)
+    graph = bundle / GRAPH_FILE
+    data = graph.read_bytes()
+    graph.unlink()  # a hard link to the packaging copy: replace, never edit in place
+    graph.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(RuntimeError, match="refusing to serve it"):
+        load_predictor(bundle, *read_classifier(bundle), VisionSettings())
+
+
+def test_a_graph_that_answers_otherwise_gives_way_to_the_weights(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bundle = packaged(tmp_path)
+    info = json.loads((bundle / CLASSIFIER_FILE).read_text())
+    info["frozen_graph"]["probe_probabilities"][0][0] += 0.01  # as if another torch ran it
+    (bundle / CLASSIFIER_FILE).write_text(json.dumps(info))
+    with caplog.at_level(logging.WARNING):
+        predictor = load_predictor(bundle, *read_classifier(bundle), VisionSettings())
+    assert "differs from its module" in caplog.text
+    assert "loading the registered weights instead" in caplog.text
+    source, _ = read_classifier(bundle)
+    expected = probabilities(EmotionPredictor.from_weights(source.weights, VisionSettings()))
+    torch.testing.assert_close(probabilities(predictor), expected, atol=1e-5, rtol=0)
+
+
+def test_an_eager_archive_has_no_graph_and_runs_its_weights(tmp_path: Path) -> None:
+    bundle = packaged(tmp_path, mode="eager")
+    source, info = read_classifier(bundle)
+    assert "frozen_graph" not in info and not (bundle / GRAPH_FILE).exists()
+    predictor = load_predictor(bundle, source, info, VisionSettings(inference="eager"))
+    assert not isinstance(predictor.model, FrozenClassifier)
