@@ -23,12 +23,12 @@ from serving.package import GRAPH_FILE, save_classifier_graph, write_classifier_
 from serving.service import CLASSIFIER_FILE, load_predictor, read_classifier
 from tests.random_models import save_classifier
 
-# A calibrated model with a low temperature: its probabilities are far from uniform.
 FACES = torch.rand(5, 1, 48, 48, generator=torch.Generator().manual_seed(3))
 
 
 def packaged(root: Path, mode: str = "frozen") -> Path:
-    """An archive folder holding what package_archives writes for an image endpoint."""
+    """An archive folder holding what package_archives writes for an image endpoint. The
+    model is calibrated to a low temperature: its probabilities are far from uniform."""
     weights = save_classifier(root / "registry" / "weights.pt", seed=1, temperature=0.05)
     source = ClassifierSource(weights, version="4", sha256=file_sha256(weights))
     settings = Settings.from_dict({"workspace": str(root), "vision": {"inference": mode}})
