@@ -34,7 +34,7 @@ from components.hashing import file_sha256, json_sha256
 from components.index.store import CURRENT_POINTER, VERSIONS_DIR, current_version, verify_files
 from components.settings import Settings
 from components.vision.prediction import ClassifierSource
-from serving.service import CLASSIFIER_FILE, ENDPOINTS, IMAGE_ENDPOINTS
+from serving.service import CLASSIFIER_FILE, ENDPOINTS, IMAGE_ENDPOINTS, require_sha256
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +149,8 @@ def save_classifier_graph(
     from components.vision.inference import save_frozen_graph
     from components.vision.model import load_weights
 
-    digest = file_sha256(classifier.weights)
-    if digest != classifier.sha256:
-        raise RuntimeError(
-            f"{classifier.weights} has sha256 {digest}, but registry version "
-            f"{classifier.version} recorded {classifier.sha256}: refusing to package it"
-        )
+    recorded_by = f"registry version {classifier.version}"
+    require_sha256(classifier.weights, str(classifier.sha256), recorded_by, use="package")
     saved = save_frozen_graph(load_weights(classifier.weights), settings.vision.inference, path)
     if saved is None:
         return None

@@ -81,11 +81,13 @@ def read_classifier(bundle: Path) -> tuple[ClassifierSource, dict[str, Any]]:
     return source, info
 
 
-def _refuse_unless(path: Path, expected: str, what: str) -> None:
+def require_sha256(path: Path, expected: str, recorded_by: str, use: str = "serve") -> None:
+    """Raise unless ``path`` has the sha256 that ``recorded_by`` recorded."""
     digest = file_sha256(path)
     if digest != expected:
         raise RuntimeError(
-            f"{path} has sha256 {digest}, but {what} recorded {expected}: refusing to serve it"
+            f"{path} has sha256 {digest}, but {recorded_by} recorded {expected}: "
+            f"refusing to {use} it"
         )
 
 
@@ -100,11 +102,11 @@ def load_predictor(
     from components.vision.inference import SavedGraph, load_frozen_graph
     from components.vision.predict import EmotionPredictor
 
-    _refuse_unless(source.weights, str(source.sha256), f"registry version {source.version}")
+    require_sha256(source.weights, str(source.sha256), f"registry version {source.version}")
     record = info.get("frozen_graph")
     if record and record["mode"] == vision.inference:
         graph = bundle / record["file"]
-        _refuse_unless(graph, record["sha256"], f"the archive of version {source.version}")
+        require_sha256(graph, record["sha256"], f"the archive of version {source.version}")
         saved = SavedGraph(record["mode"], record["architecture"], record["probe_probabilities"])
         frozen = load_frozen_graph(graph, saved)
         if frozen is not None:

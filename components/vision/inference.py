@@ -162,11 +162,11 @@ def save_frozen_graph(
 ) -> SavedGraph | None:
     """Save the graph :func:`for_inference` would run for ``mode`` to ``path``; None (and
     nothing left at ``path``) when it would run ``model`` eager instead."""
-    if _checked_graph(model, mode, save_to=path) is None:
+    frozen = _checked_graph(model, mode, save_to=path)
+    if frozen is None:
         return None
-    spec = model.architecture() if hasattr(model, "architecture") else {}
     probe = _probe(crop_size(model))
-    return SavedGraph(mode, dict(spec), model.eval()(probe).float().softmax(dim=1).tolist())
+    return SavedGraph(mode, dict(frozen.spec), model.eval()(probe).float().softmax(dim=1).tolist())
 
 
 @torch.inference_mode()
