@@ -106,3 +106,12 @@ def test_an_eager_archive_has_no_graph_and_runs_its_weights(tmp_path: Path) -> N
     assert "frozen_graph" not in info and not (bundle / GRAPH_FILE).exists()
     predictor = load_predictor(bundle, source, info, VisionSettings(inference="eager"))
     assert not isinstance(predictor.model, FrozenClassifier)
+
+
+def test_weights_that_are_not_the_registered_ones_are_never_packaged(tmp_path: Path) -> None:
+    weights = save_classifier(tmp_path / "weights.pt", seed=1)
+    source = ClassifierSource(weights, version="4", sha256="0" * 64)
+    settings = Settings.from_dict({"workspace": str(tmp_path)})
+    with pytest.raises(RuntimeError, match="refusing to package it"):
+        save_classifier_graph(settings, source, tmp_path / "graph.pt")
+    assert not (tmp_path / "graph.pt").exists()
