@@ -273,6 +273,7 @@ def test_dask_index_build_equals_the_threaded_build(prefect_api, tmp_path, monke
     the shards are embedded in the Dask workers, and the flow process embeds no review."""
     import os
 
+    import dask
     from dask.distributed import LocalCluster
 
     from components.index.embedder import SentenceTransformerEmbedder
@@ -290,7 +291,13 @@ def test_dask_index_build_equals_the_threaded_build(prefect_api, tmp_path, monke
     monkeypatch.setattr(SentenceTransformerEmbedder, "encode", recording_encode)
     # One worker process: the shards leave the flow's process all the same (a second
     # worker loaded MiniLM again for 6 s of CPU and proved nothing more).
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True) as cluster:
+    scratch = str(tmp_path / "dask-scratch")  # not /tmp/dask-scratch-space, left after the run
+    with (
+        dask.config.set({"temporary-directory": scratch}),
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, local_directory=scratch
+        ) as cluster,
+    ):
         on_dask = _settings(
             tmp_path / "dask",
             flows={
