@@ -170,14 +170,18 @@ class VisionSettings(_Section):
     max_faces: int = Field(8, ge=1, le=64, description="Faces classified per image at most.")
     batch_size: int = Field(32, ge=1, description="Prediction batch size.")
     tta: Literal["none", "flip", "ten_crop"] = Field("none", description="Test-time augmentation.")
-    inference: Literal["eager", "frozen", "bf16"] = Field(
+    inference: Literal["eager", "frozen", "bf16", "int8"] = Field(
         "frozen",
         description=(
             "How the classifier runs when it predicts: eager (the plain module); frozen (a "
             "TorchScript graph, frozen, BatchNorm folded, oneDNN weights packed once: the same "
             "fp32 predictions, faster); bf16 (frozen in bfloat16, channels-last: faster again "
             "on CPUs with AMX or AVX512-BF16, probabilities off by up to a few hundredths, "
-            "so opt-in). `make bench` measures all three on this machine."
+            "so opt-in); int8 (ResNets quantized to int8, calibrated on the version's "
+            "validation faces when it is packaged: about 4x eager on CPUs with VNNI, "
+            "probabilities off by up to a few hundredths, test accuracy in the model card; "
+            "frozen for a version without calibration faces). `make bench` measures all four "
+            "on this machine."
         ),
     )
 

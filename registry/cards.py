@@ -19,6 +19,7 @@ from components.vision.model_card import (
     card_json,
     render_model_card,
 )
+from components.vision.quantization import Int8Report
 from registry.models import ModelRegistry, RegistryError, VersionRecord
 
 CARD_MARKDOWN = "model_card.md"
@@ -48,6 +49,7 @@ def build_model_card(registry: ModelRegistry, version: str) -> ModelCard | None:
             return None
         calibration = _read_json(registry, version, "calibration.json", folder)
         validation = _read_json(registry, version, "validation.json", folder) or {}
+        int8 = _read_json(registry, version, "int8.json", folder)
     return ModelCard(
         model_name=registry.name,
         version=record.version,
@@ -60,6 +62,7 @@ def build_model_card(registry: ModelRegistry, version: str) -> ModelCard | None:
         evaluation=EvaluationReport.model_validate(evaluation),
         calibration=None if calibration is None else CalibrationReport.model_validate(calibration),
         gate=_gate(record),
+        int8=None if int8 is None else Int8Report.model_validate(int8),
     )
 
 

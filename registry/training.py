@@ -52,6 +52,8 @@ RUN_ARTIFACTS = (
     "validation",
     "history",
     "settings",
+    "calibration_faces",
+    "int8",
 )
 
 
@@ -164,6 +166,15 @@ def track_training(
                     f"test_accuracy_{name}": metrics.accuracy
                     for name, metrics in evaluation.per_class.items()
                 },
+                **(
+                    {}
+                    if outcome.int8 is None
+                    else {
+                        "int8_test_accuracy": outcome.int8.test_accuracy,
+                        "int8_test_macro_f1": outcome.int8.test_macro_f1,
+                        "int8_top1_agreement": outcome.int8.top1_agreement,
+                    }
+                ),
             }
         )
         for name in RUN_ARTIFACTS:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from components.settings import Settings
+from components.vision.prediction import ClassifierSource
+from components.vision.quantization import CALIBRATION_FILE
 from registry.models import open_registry
 from serving.package import ServedBundle, package_archives
 from serving.server import TorchServe
@@ -20,10 +22,25 @@ class Deployment:
     action: str  # "started", "reloaded" or "unchanged"
 
 
+def champion_source(settings: Settings) -> ClassifierSource:
+    """The champion's verified weights; for ``vision.inference: int8`` also the validation
+    faces its training run stored (None for a version without them)."""
+    registry = open_registry(settings)
+    source = registry.fetch("champion", settings.paths.models_dir)
+    if settings.vision.inference != "int8":
+        return source
+    cached = source.weights.parent / CALIBRATION_FILE
+    faces = (
+        cached
+        if cached.is_file()
+        else registry.run_artifact(str(source.version), CALIBRATION_FILE, cached.parent)
+    )
+    return replace(source, calibration_faces=faces)
+
+
 def package_champion(settings: Settings) -> ServedBundle:
     """Archives for the champion (never a loose file) and the current index version."""
-    source = open_registry(settings).fetch("champion", settings.paths.models_dir)
-    return package_archives(settings, source)
+    return package_archives(settings, champion_source(settings))
 
 
 def deploy_champion(settings: Settings, start: bool = True) -> Deployment:

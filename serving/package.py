@@ -143,15 +143,37 @@ def save_classifier_graph(
     settings: Settings, classifier: ClassifierSource, path: Path
 ) -> tuple[Path, dict[str, object]] | None:
     """The registered weights frozen for ``vision.inference``, saved to ``path``, and what
-    ``classifier.json`` records of them; None in eager mode or when the model runs eager."""
-    if settings.vision.inference == "eager":
+    ``classifier.json`` records of them; None in eager mode or when the model runs eager.
+    int8 is calibrated on ``classifier.calibration_faces``; without them, or when the
+    quantized graph would change predictions, the archive carries the frozen graph."""
+    mode = settings.vision.inference
+    if mode == "eager":
         return None
     from components.vision.inference import save_frozen_graph
     from components.vision.model import load_weights
+    from components.vision.quantization import CALIBRATION_FILE, load_calibration_faces
 
     recorded_by = f"registry version {classifier.version}"
     require_sha256(classifier.weights, str(classifier.sha256), recorded_by, use="package")
-    saved = save_frozen_graph(load_weights(classifier.weights), settings.vision.inference, path)
+    model = load_weights(classifier.weights)
+    saved = None
+    if mode == "int8":
+        if classifier.calibration_faces is None:
+            log.warning(
+                "version %s has no %s (its training run predates int8 serving, or it was "
+                "imported): its archives carry the frozen fp32 graph",
+                classifier.version,
+                CALIBRATION_FILE,
+            )
+        else:
+            try:
+                faces = load_calibration_faces(classifier.calibration_faces)
+            except ValueError as error:
+                log.warning("%s: its archives carry the frozen fp32 graph", error)
+            else:
+                saved = save_frozen_graph(model, mode, path, calibration=faces)
+        mode = "frozen" if saved is None else mode
+    saved = saved or save_frozen_graph(model, mode, path)
     if saved is None:
         return None
     return path, {"file": GRAPH_FILE, "sha256": file_sha256(path), **asdict(saved)}

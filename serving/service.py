@@ -104,7 +104,9 @@ def load_predictor(
 
     require_sha256(source.weights, str(source.sha256), f"registry version {source.version}")
     record = info.get("frozen_graph")
-    if record and record["mode"] == vision.inference:
+    # int8 packaged without calibration faces carries the frozen graph (serving.package).
+    modes = {vision.inference, "frozen"} if vision.inference == "int8" else {vision.inference}
+    if record and record["mode"] in modes:
         graph = bundle / record["file"]
         require_sha256(graph, record["sha256"], f"the archive of version {source.version}")
         saved = SavedGraph(record["mode"], record["architecture"], record["probe_probabilities"])

@@ -18,11 +18,17 @@ ten-crop TTA's included) go through the same graph. A frozen graph is checked ag
 module on a probe batch when it is made; one that disagrees, or a module TorchScript cannot
 compile, falls back to eager with a warning, never to different answers.
 
+``int8`` quantizes the network to int8, calibrated on faces from the validation split
+(:mod:`components.vision.quantization`); without those faces, or for a network it does not
+quantize, or when the graph disagrees with the module on them, the classifier runs
+``frozen`` instead, with a warning.
+
 A frozen graph can be saved (:func:`save_frozen_graph`) and run by another process without
 the module (:func:`load_frozen_graph`): serving archives carry one, so their workers never
 import torchvision (its ``torch._dynamo`` import alone is 0.8 s of CPU) nor compile the
 graph again. The probe batch's probabilities of the module travel with it, and a loaded
-graph that disagrees with them is not used either.
+graph that disagrees with them is not used either (an int8 graph's probe probabilities
+are its own at packaging: a loaded one must answer as it did then).
 """
 
 from __future__ import annotations
@@ -31,18 +37,27 @@ import copy
 import logging
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
 from components.vision.model import crop_size
+from components.vision.quantization import (
+    CALIBRATION_FILE,
+    MIN_AGREEMENT,
+    Agreement,
+    agreement,
+    quantize_int8,
+)
 
 log = logging.getLogger(__name__)
 
-InferenceMode = Literal["eager", "frozen", "bf16"]
+InferenceMode = Literal["eager", "frozen", "bf16", "int8"]
+GraphMode = Literal["frozen", "bf16", "int8"]
 FROZEN_TOLERANCE = 1e-4
 """Largest probability difference a frozen fp32 graph may show against its module on the
 probe batch (measured ≈1e-6 on ResNet-50 and mini-Xception)."""
@@ -103,16 +118,26 @@ def largest_probability_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) 
 
 @torch.inference_mode()
 def _checked_graph(
-    model: nn.Module, mode: Literal["frozen", "bf16"], save_to: Path | None = None
-) -> FrozenClassifier | None:
-    """``model``'s frozen graph for ``mode``, saved to ``save_to`` first when given (the
-    runnable graph cannot be saved); None, with a warning, when ``model`` must run eager."""
+    model: nn.Module,
+    mode: GraphMode,
+    save_to: Path | None = None,
+    calibration: np.ndarray | None = None,
+) -> tuple[FrozenClassifier | None, Agreement | None]:
+    """``model``'s frozen graph for ``mode`` (int8: calibrated on ``calibration``), saved
+    to ``save_to`` first when given (the runnable graph cannot be saved), and for int8 its
+    agreement with ``model`` on those faces; None, with a warning, when ``model`` must run
+    otherwise (eager; int8: frozen)."""
     spec = model.architecture() if hasattr(model, "architecture") else {}
-    try:
-        graph = _frozen_graph(model, mode)
-    except (RuntimeError, torch.jit.Error, torch.jit.frontend.FrontendError) as error:
-        log.warning("the classifier cannot be frozen (%s); it runs eager", error)
-        return None
+    if mode == "int8":
+        graph = None if calibration is None else quantize_int8(model, calibration)
+        if graph is None:
+            return None, None
+    else:
+        try:
+            graph = _frozen_graph(model, mode)
+        except (RuntimeError, torch.jit.Error, torch.jit.frontend.FrontendError) as error:
+            log.warning("the classifier cannot be frozen (%s); it runs eager", error)
+            return None, None
     if save_to is not None:
         save_to.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
@@ -130,19 +155,50 @@ def _checked_graph(
             )
             if save_to is not None:
                 save_to.unlink(missing_ok=True)
-            return None
-    return frozen
+            return None, None
+    if mode == "int8":
+        check = agreement(model, frozen, calibration)  # type: ignore[arg-type]
+        if not check.top1_agreement >= MIN_AGREEMENT:
+            log.warning(
+                "the int8 classifier agrees with its module on %.3f of %d calibration faces "
+                "(at least %.2f needed); it runs frozen",
+                check.top1_agreement,
+                check.faces,
+                MIN_AGREEMENT,
+            )
+            if save_to is not None:
+                save_to.unlink(missing_ok=True)
+            return None, None
+        return frozen, check
+    return frozen, None
 
 
-def for_inference(model: nn.Module, mode: InferenceMode) -> nn.Module:
+def for_inference(
+    model: nn.Module, mode: InferenceMode, calibration: np.ndarray | None = None
+) -> nn.Module:
     """``model`` as ``vision.inference`` asks; eager when freezing is impossible or would
-    change a frozen fp32 graph's answers. A graph already frozen for ``mode`` (a loaded
-    one) is returned as it is."""
-    if isinstance(model, FrozenClassifier) and model.mode == mode:
+    change a frozen fp32 graph's answers; frozen when int8 has no ``calibration`` faces or
+    would change predictions. A graph already frozen for ``mode`` (a loaded one, or for
+    int8 the frozen graph a version without calibration faces was packaged with) is
+    returned as it is."""
+    if isinstance(model, FrozenClassifier) and (
+        model.mode == mode or (mode == "int8" and model.mode == "frozen")
+    ):
         return model
     if mode == "eager":
         return model.eval()
-    frozen = _checked_graph(model, mode)
+    if mode == "int8":
+        if calibration is None:
+            log.warning(
+                "int8 needs calibration faces (a trained version's %s, which packaging "
+                "uses); the classifier runs frozen",
+                CALIBRATION_FILE,
+            )
+        int8, _ = _checked_graph(model, mode, calibration=calibration)
+        if int8 is not None:
+            return int8
+        mode = "frozen"
+    frozen, _ = _checked_graph(model, mode)
     return model.eval() if frozen is None else frozen
 
 
@@ -151,29 +207,38 @@ class SavedGraph:
     """What a saved frozen graph needs besides its file: its mode, the module's
     architecture spec and the module's probabilities on the probe batch."""
 
-    mode: Literal["frozen", "bf16"]
+    mode: GraphMode
     architecture: dict[str, object]
     probe_probabilities: list[list[float]]
+    agreement: dict[str, float] | None = None  # int8: against the module, calibration faces
 
 
 @torch.inference_mode()
 def save_frozen_graph(
-    model: nn.Module, mode: Literal["frozen", "bf16"], path: Path
+    model: nn.Module, mode: GraphMode, path: Path, calibration: np.ndarray | None = None
 ) -> SavedGraph | None:
-    """Save the graph :func:`for_inference` would run for ``mode`` to ``path``; None (and
-    nothing left at ``path``) when it would run ``model`` eager instead."""
-    frozen = _checked_graph(model, mode, save_to=path)
+    """Save the graph :func:`for_inference` would run for ``mode`` to ``path`` (int8:
+    calibrated on ``calibration``); None (and nothing left at ``path``) when it would run
+    ``model`` otherwise."""
+    frozen, check = _checked_graph(model, mode, save_to=path, calibration=calibration)
     if frozen is None:
         return None
     probe = _probe(crop_size(model))
-    return SavedGraph(mode, dict(frozen.spec), model.eval()(probe).float().softmax(dim=1).tolist())
+    answers = frozen if mode == "int8" else model.eval()
+    return SavedGraph(
+        mode,
+        dict(frozen.spec),
+        answers(probe).float().softmax(dim=1).tolist(),
+        None if check is None else asdict(check),
+    )
 
 
 @torch.inference_mode()
 def load_frozen_graph(path: Path, saved: SavedGraph) -> FrozenClassifier | None:
     """The graph :func:`save_frozen_graph` wrote, ready to run without its module; None,
-    with a warning, when it cannot be loaded (another torch) or, in fp32, its probabilities
-    on the probe batch differ from the module's."""
+    with a warning, when it cannot be loaded (another torch) or, in fp32 and int8, its
+    probabilities on the probe batch differ from those recorded (fp32: the module's; int8:
+    its own at packaging)."""
     side = int(saved.architecture.get("crop_size", 48))  # type: ignore[call-overload]
     try:
         with warnings.catch_warnings():
@@ -184,12 +249,12 @@ def load_frozen_graph(path: Path, saved: SavedGraph) -> FrozenClassifier | None:
     except (RuntimeError, torch.jit.Error, ValueError) as error:
         log.warning("the saved classifier graph %s cannot be loaded (%s)", path, error)
         return None
-    if saved.mode == "frozen":
+    if saved.mode in ("frozen", "int8"):
         expected = torch.tensor(saved.probe_probabilities)
         gap = float((got - expected).abs().max()) if got.shape == expected.shape else math.inf
         if not gap <= FROZEN_TOLERANCE:
             log.warning(
-                "the saved classifier graph %s differs from its module by %.2g (allowed %.0e)",
+                "the saved classifier graph %s differs from its record by %.2g (allowed %.0e)",
                 path,
                 gap,
                 FROZEN_TOLERANCE,

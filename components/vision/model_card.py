@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from components.emotions import EMOTIONS
 from components.vision.calibration import CalibrationReport
 from components.vision.evaluate import EvaluationReport
+from components.vision.quantization import Int8Report
 
 INTENDED_USE = (
     "Estimating the facial expression (one of FER-2013's 7 classes) of a face in a photo a "
@@ -71,6 +72,7 @@ class ModelCard(BaseModel):
     evaluation: EvaluationReport
     calibration: CalibrationReport | None
     gate: GateRecord
+    int8: Int8Report | None = None  # trained with ``vision.inference: int8``
     intended_use: str = INTENDED_USE
     out_of_scope: list[str] = Field(default_factory=lambda: list(OUT_OF_SCOPE))
     known_limits: list[str] = Field(default_factory=lambda: list(KNOWN_LIMITS))
@@ -139,6 +141,8 @@ def render_model_card(card: ModelCard) -> str:
             f"calibration error ({c.bins} bins, {c.evaluated_on}) {c.ece_before:.4f} before, "
             f"**{c.ece_after:.4f} after**. Served probabilities are the calibrated ones."
         )
+    if card.int8 is not None:
+        lines.append(f"- served as `vision.inference: int8`: {card.int8.summary()}")
     lines += [
         "",
         "| emotion | support | accuracy | 95 % Wilson interval | precision | F1 |",

@@ -61,6 +61,7 @@ class ClassifierSource:
     name: str = "emotion-classifier"
     version: str | None = None
     sha256: str | None = None
+    calibration_faces: Path | None = None  # its training run's, for int8 (packaging)
 
     def describe(self) -> dict[str, str]:
         digest = self.sha256 or file_sha256(self.weights)

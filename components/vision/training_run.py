@@ -49,6 +49,13 @@ from components.vision.manifest import (
     validate_image_manifest,
 )
 from components.vision.model import TemperatureScaled, save_weights
+from components.vision.quantization import (
+    CALIBRATION_FILE,
+    Int8Report,
+    calibration_sample,
+    quantize_int8,
+    save_calibration_faces,
+)
 from components.vision.train import EpochStats, TrainResult, resolve_device, train_classifier
 
 log = logging.getLogger(__name__)
@@ -67,6 +74,7 @@ class TrainingOutcome:
     result: TrainResult
     artifacts: dict[str, Path]
     feedback: FeedbackMerge | None = None
+    int8: Int8Report | None = None  # when trained with ``vision.inference: int8``
 
     def summary(self) -> dict[str, object]:
         return {
@@ -243,6 +251,20 @@ def run_training(
     artifacts.update(calibration=run_dir / "calibration.json", reliability_diagram=reliability)
     if check.feedback is not None:
         artifacts["feedback"] = run_dir / "feedback.json"
+    # The validation faces int8 serving calibrates on, stored with every version.
+    calibration_faces = calibration_sample(dataset.val.images)
+    artifacts["calibration_faces"] = save_calibration_faces(
+        calibration_faces, run_dir / CALIBRATION_FILE
+    )
+    int8 = None
+    if settings.vision.inference == "int8":
+        int8 = evaluate_int8(
+            result.model, calibration_faces, dataset, probabilities, evaluation, settings
+        )
+    if int8 is not None:
+        artifacts["int8"] = run_dir / "int8.json"
+        artifacts["int8"].write_text(int8.model_dump_json(indent=2))
+        log.info(int8.summary())
     artifacts.update(
         data_manifest=run_dir / "data_manifest.csv",
         validation=run_dir / "validation.json",
@@ -263,11 +285,41 @@ def run_training(
         result=result,
         artifacts=artifacts,
         feedback=check.feedback,
+        int8=int8,
     )
     (run_dir / "summary.json").write_text(json.dumps(outcome.summary(), indent=2))
     log.info(evaluation.summary())
     log.info("calibration: %s", calibration.summary())
     return outcome
+
+
+def evaluate_int8(
+    model: torch.nn.Module,
+    calibration_faces: np.ndarray,
+    dataset: FerDataset,
+    fp32_probabilities: np.ndarray,
+    fp32: EvaluationReport,
+    settings: Settings,
+) -> Int8Report | None:
+    """The served int8 graph of ``model`` against its fp32 test probabilities; None when
+    the network is not quantized (it would be served frozen)."""
+    graph = quantize_int8(model.cpu(), calibration_faces)
+    if graph is None:
+        return None
+    test, tta = dataset.test, settings.vision.tta
+    probabilities = predict_probabilities(graph, test.images, batch_size=256, tta=tta)
+    int8 = compute_metrics(test.labels, probabilities, dataset.name, "test", tta=tta)
+    moved = np.abs(probabilities - fp32_probabilities)
+    return Int8Report(
+        calibration_faces=len(calibration_faces),
+        test_accuracy=int8.accuracy,
+        test_macro_f1=int8.macro_f1,
+        fp32_test_accuracy=fp32.accuracy,
+        fp32_test_macro_f1=fp32.macro_f1,
+        top1_agreement=float((probabilities.argmax(1) == fp32_probabilities.argmax(1)).mean()),
+        max_probability_difference=float(moved.max()),
+        mean_probability_difference=float(moved.mean()),
+    )
 
 
 def calibrate_and_evaluate(

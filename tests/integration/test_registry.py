@@ -15,8 +15,10 @@ import torch
 from components.settings import Settings
 from components.validation import DataValidationError
 from components.vision.fer_data import load_fer
+from components.vision.quantization import CALIBRATION_FILE, load_calibration_faces
 from registry.models import RegistryError, open_registry
 from registry.training import train_and_register
+from serving.deploy import champion_source
 from tests.cli import run_cli
 from tests.servers import mlflow_server
 
@@ -108,6 +110,7 @@ def test_gate_lineage_rollback_and_audit(
     assert {
         "evaluation.json", "confusion_matrix.png", "per_class_accuracy.png",
         "data_manifest.csv", "validation.json", "history.json", "settings.json",
+        CALIBRATION_FILE,
     } <= artifacts  # fmt: skip
     for tag in ("git_commit", "git_dirty", "dataset", "data_sha256", "weights_sha256"):
         assert record.tags[tag], tag
@@ -128,6 +131,12 @@ def test_gate_lineage_rollback_and_audit(
         "models:/emotion-classifier@champion", dst_path=str(tmp_path / "loaded")
     )
     np.testing.assert_allclose(loaded.predict(batch.numpy()), expected, atol=1e-5)
+    # int8 serving calibrates on the validation faces the champion's run stored.
+    int8 = strong.vision.model_copy(update={"inference": "int8"})
+    calibration = champion_source(strong.model_copy(update={"vision": int8})).calibration_faces
+    assert calibration is not None and calibration.parent == source.weights.parent
+    split = load_fer(synthetic_faces, strong.train.val_fraction, strong.train.seed)
+    assert load_calibration_faces(calibration).shape == (min(256, len(split.val)), 48, 48)
 
     # Rollback and manual promotion are recorded.
     assert registry.rollback("bad answers in production") == ("2", "1")

@@ -23,11 +23,11 @@ def test_vision_cli(synthetic_faces: Path, tmp_path: Path) -> None:
     assert synthesized.returncode == 0, synthesized.stderr
     assert json.loads(synthesized.stdout)["train"] == 70
 
-    # Four batches (train.max_train_batches from a --config file): the command's whole
-    # path runs; the epoch's 14 batches cost 2 s of CPU more (`emoreview train`: 17.4 s
-    # against 15.4, imports included).
+    # Four batches (train.max_train_batches from a --config file, with int8 serving): the
+    # command's whole path runs; the epoch's 14 batches cost 2 s of CPU more (`emoreview
+    # train`: 17.4 s against 15.4, imports included).
     config = tmp_path / "four-batches.yaml"
-    config.write_text("train: {max_train_batches: 4}\n")
+    config.write_text("train: {max_train_batches: 4}\nvision: {inference: int8}\n")
     trained = run_cli(
         ws, "--config", str(config), "train", "--data", str(synthetic_faces), "--epochs", "1",
         "--optimizer", "adamw", "--lr", "0.001", "--batch-size", "32", "--min-per-class", "10",
@@ -45,7 +45,10 @@ def test_vision_cli(synthetic_faces: Path, tmp_path: Path) -> None:
     assert card.returncode == 0, card.stderr
     assert card.stdout.startswith("# Model card: emotion-classifier version 1")
     assert f"accuracy **{summary['test_accuracy']:.4f}**" in card.stdout
+    # Trained for int8 serving: the card has the int8 graph's test accuracy beside fp32's.
+    assert "- served as `vision.inference: int8`: int8 (calibrated on " in card.stdout
     facts = json.loads(run_cli(ws, "registry", "card", "1", "--json").stdout)
+    assert facts["int8"]["fp32_test_accuracy"] == summary["test_accuracy"]
     assert facts["calibration"]["temperature"] == summary["temperature"]
     assert facts["data"]["data_sha256"] == summary["data_sha256"]
     missing = run_cli(ws, "registry", "card", "7")

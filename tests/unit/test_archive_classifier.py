@@ -19,18 +19,21 @@ from components.settings import Settings, VisionSettings
 from components.vision.inference import FrozenClassifier
 from components.vision.predict import EmotionPredictor
 from components.vision.prediction import ClassifierSource
+from components.vision.quantization import CALIBRATION_FILE, save_calibration_faces
 from serving.package import GRAPH_FILE, save_classifier_graph, write_classifier_files
 from serving.service import CLASSIFIER_FILE, load_predictor, read_classifier
-from tests.random_models import save_classifier
+from tests.random_models import drawn_faces, save_classifier
 
 FACES = torch.rand(5, 1, 48, 48, generator=torch.Generator().manual_seed(3))
 
 
-def packaged(root: Path, mode: str = "frozen") -> Path:
+def packaged(root: Path, mode: str = "frozen", calibration_faces: Path | None = None) -> Path:
     """An archive folder holding what package_archives writes for an image endpoint. The
     model is calibrated to a low temperature: its probabilities are far from uniform."""
     weights = save_classifier(root / "registry" / "weights.pt", seed=1, temperature=0.05)
-    source = ClassifierSource(weights, version="4", sha256=file_sha256(weights))
+    source = ClassifierSource(
+        weights, version="4", sha256=file_sha256(weights), calibration_faces=calibration_faces
+    )
     settings = Settings.from_dict({"workspace": str(root), "vision": {"inference": mode}})
     graph = save_classifier_graph(settings, source, root / "graph.pt")
     bundle = root / "bundle"
@@ -93,7 +96,7 @@ def test_a_graph_that_answers_otherwise_gives_way_to_the_weights(
     (bundle / CLASSIFIER_FILE).write_text(json.dumps(info))
     with caplog.at_level(logging.WARNING):
         predictor = load_predictor(bundle, *read_classifier(bundle), VisionSettings())
-    assert "differs from its module" in caplog.text
+    assert "differs from its record" in caplog.text
     assert "loading the registered weights instead" in caplog.text
     source, _ = read_classifier(bundle)
     expected = probabilities(EmotionPredictor.from_weights(source.weights, VisionSettings()))
@@ -115,3 +118,36 @@ def test_weights_that_are_not_the_registered_ones_are_never_packaged(tmp_path: P
     with pytest.raises(RuntimeError, match="refusing to package it"):
         save_classifier_graph(settings, source, tmp_path / "graph.pt")
     assert not (tmp_path / "graph.pt").exists()
+
+
+def test_an_int8_archive_carries_the_graph_calibrated_on_the_versions_faces(
+    tmp_path: Path,
+) -> None:
+    stored = save_calibration_faces(drawn_faces(32, seed=2), tmp_path / CALIBRATION_FILE)
+    bundle = packaged(tmp_path, mode="int8", calibration_faces=stored)
+    source, info = read_classifier(bundle)
+    record = info["frozen_graph"]
+    assert record["mode"] == "int8"
+    assert record["agreement"]["faces"] == 32 and record["agreement"]["top1_agreement"] == 1.0
+    predictor = load_predictor(bundle, source, info, VisionSettings(inference="int8"))
+    assert isinstance(predictor.model, FrozenClassifier) and predictor.model.mode == "int8"
+    expected = probabilities(EmotionPredictor.from_weights(source.weights, VisionSettings()))
+    got = probabilities(predictor)
+    assert torch.equal(got.argmax(1), expected.argmax(1))
+    assert 0 < float((got - expected).abs().max()) < 0.1  # int8: close, not identical
+
+
+def test_an_int8_archive_of_a_version_without_calibration_faces_runs_frozen(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        bundle = packaged(tmp_path, mode="int8")
+    assert f"has no {CALIBRATION_FILE}" in caplog.text
+    source, info = read_classifier(bundle)
+    assert info["frozen_graph"]["mode"] == "frozen"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        predictor = load_predictor(bundle, source, info, VisionSettings(inference="int8"))
+    assert isinstance(predictor.model, FrozenClassifier) and predictor.model.mode == "frozen"
+    # The packaged graph, not the weights frozen again (which would warn of int8 too).
+    assert "registered weights instead" not in caplog.text and "int8" not in caplog.text
