@@ -51,6 +51,22 @@ def orphan_workers(tmp: Path) -> list[psutil.Process]:
     return found
 
 
+def end_workers(tmp: Path, timeout: float = 10) -> list[psutil.Process]:
+    """Tell the Python workers whose socket is in ``tmp`` to exit (SIGTERM; they take 0.1 s,
+    against about 2 s on their own once their frontend stopped), killing any still there
+    after ``timeout``; returns them."""
+    workers = orphan_workers(tmp)
+    for process in workers:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, alive = psutil.wait_procs(workers, timeout=timeout)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(alive, timeout=timeout)
+    return workers
+
+
 def clear_stale_state(tmp: Path) -> list[str]:
     """Kill a dead frontend's workers, remove its pid file, sockets and unpacked archives
     (the whole ``tmp``, which only a running server uses). Call only when no server
@@ -59,11 +75,7 @@ def clear_stale_state(tmp: Path) -> list[str]:
     if (tmp / PID_FILE).is_file() and stale_pid(tmp) is None:
         return []
     cleared = []
-    orphans = orphan_workers(tmp)
-    for process in orphans:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    psutil.wait_procs(orphans, timeout=10)
+    orphans = end_workers(tmp)
     if orphans:
         cleared.append(f"{len(orphans)} orphan worker(s)")
     dead = stale_pid(tmp)

@@ -6,8 +6,7 @@ working directory (TorchServe writes ``key_file.json`` there). Reload is all or 
 across the endpoints: every new archive version is registered next to the old one with its
 workers ready before any default switches, a failure unregisters what was added, and the
 old versions go only after their queues drained, so requests keep being answered
-throughout. Keys expire (``serving.token_expiration_min``) and are renewed through
-TorchServe's ``/token`` API.
+throughout. Keys expire (``serving.token_expiration_min``), renewed by ``/token``.
 """
 
 from __future__ import annotations
@@ -32,8 +31,8 @@ import requests
 from components.errors import EmoreviewError
 from components.files import write_text_atomic
 from components.settings import Settings
+from serving import dead_server
 from serving.config import LOG_CONFIG, render_config, server_addresses
-from serving.dead_server import clear_stale_state, orphan_workers, stale_pid, worker_restarts
 from serving.package import ServedBundle, model_store
 
 log = logging.getLogger(__name__)
@@ -191,13 +190,13 @@ class TorchServe:
         return any(worker.get("status") == "READY" for worker in workers)
 
     def stale_pid(self) -> int | None:
-        return stale_pid(self.tmp)
+        return dead_server.stale_pid(self.tmp)
 
     def orphan_workers(self) -> list[psutil.Process]:
-        return orphan_workers(self.tmp)
+        return dead_server.orphan_workers(self.tmp)
 
     def clear_stale_state(self) -> list[str]:
-        return clear_stale_state(self.tmp)
+        return dead_server.clear_stale_state(self.tmp)
 
     def stop(self) -> bool:
         """Stop the server; False when none was running (what a dead one left is cleared)."""
@@ -219,6 +218,7 @@ class TorchServe:
             time.sleep(0.5)
         if self.is_running():
             raise ServerError("torchserve did not stop within 60 s")
+        dead_server.end_workers(self.tmp)  # else they exit ~2 s later: `start` found orphans
         return True
 
     def status(self) -> dict[str, Any]:
@@ -264,7 +264,7 @@ class TorchServe:
         path = self.folder / WORKERS_FILE
         if served is None or not path.is_file():
             return []
-        return worker_restarts(json.loads(path.read_text(encoding="utf-8")), served, models)
+        return dead_server.worker_restarts(json.loads(path.read_text("utf-8")), served, models)
 
     def _save_workers(self, bundle: ServedBundle) -> None:
         pids = {}

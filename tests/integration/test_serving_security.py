@@ -238,3 +238,13 @@ def test_the_served_baseline_sees_a_real_smile(guarded) -> None:
     face = answer.json()["faces"][0]
     assert face["face_detected"], "the whole photo goes through face detection first"
     assert face["emotion"] == "happy" and face["probabilities"]["happy"] > 0.9, face
+
+
+def test_serve_stop_ends_the_servers_workers_too(guarded) -> None:
+    """Last in the module: it stops the server. Its Python workers go with it (left alone
+    they exit about 2 s after the frontend, and a `serve start` in those 2 s took them for
+    a dead server's orphans and said so)."""
+    _, _, server, _ = guarded
+    assert server.orphan_workers(), "a running server's workers have their sockets here"
+    assert server.stop()
+    assert server.orphan_workers() == []
