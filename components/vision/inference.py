@@ -205,7 +205,8 @@ def for_inference(
 @dataclass(frozen=True)
 class SavedGraph:
     """What a saved frozen graph needs besides its file: its mode, the module's
-    architecture spec and the module's probabilities on the probe batch."""
+    architecture spec and the probabilities on the probe batch (the module's; for int8 the
+    graph's own)."""
 
     mode: GraphMode
     architecture: dict[str, object]
