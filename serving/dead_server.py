@@ -67,6 +67,14 @@ def end_workers(tmp: Path, timeout: float = 10) -> list[psutil.Process]:
     return workers
 
 
+def clear_after_stop(tmp: Path) -> None:
+    """What a clean stop leaves behind, cleared: its workers (left alone they exit about 2
+    s after their frontend) and its private ``tmp`` (unpacked models, sockets). A ``serve
+    start`` then has nothing to clear, and its warning means a server died."""
+    end_workers(tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def clear_stale_state(tmp: Path) -> list[str]:
     """Kill a dead frontend's workers, remove its pid file, sockets and unpacked archives
     (the whole ``tmp``, which only a running server uses). Call only when no server

@@ -240,11 +240,13 @@ def test_the_served_baseline_sees_a_real_smile(guarded) -> None:
     assert face["emotion"] == "happy" and face["probabilities"]["happy"] > 0.9, face
 
 
-def test_serve_stop_ends_the_servers_workers_too(guarded) -> None:
+def test_serve_stop_leaves_nothing_for_the_next_start_to_clear(guarded) -> None:
     """Last in the module: it stops the server. Its Python workers go with it (left alone
-    they exit about 2 s after the frontend, and a `serve start` in those 2 s took them for
-    a dead server's orphans and said so)."""
+    they exit about 2 s after the frontend) and so do its unpacked models: the next `serve
+    start` had taken both for what a dead server left, and warned so."""
     _, _, server, _ = guarded
     assert server.orphan_workers(), "a running server's workers have their sockets here"
+    assert list((server.tmp / "models").iterdir())
     assert server.stop()
-    assert server.orphan_workers() == []
+    assert server.orphan_workers() == [] and not server.tmp.exists()
+    assert server.clear_stale_state() == []
