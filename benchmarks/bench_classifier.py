@@ -11,30 +11,21 @@ on the ones a training run stores from its validation split.
 
 from __future__ import annotations
 
-import random
 import time
 from typing import Any
 
 import numpy as np
 import torch
 
-from components.emotions import EMOTIONS
 from components.settings import VisionSettings
 from components.vision.evaluate import predict_probabilities
 from components.vision.inference import for_inference
 from components.vision.model import EmotionResNet
 from components.vision.quantization import quantize_int8
-from components.vision.synthetic_faces import draw_face
+from components.vision.synthetic_faces import draw_faces
 
 MODES = ("eager", "frozen", "bf16", "int8")
 BATCH = 16
-
-
-def synthetic_faces(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = random.Random(seed)
-    labels = np.arange(count) % len(EMOTIONS)
-    faces = [np.asarray(draw_face(EMOTIONS[i], rng).convert("L")) for i in labels]
-    return np.stack(faces).astype(np.uint8), labels
 
 
 def trained_resnet(faces: np.ndarray, labels: np.ndarray, epochs: int) -> EmotionResNet:
@@ -65,9 +56,9 @@ def images_per_s(model: torch.nn.Module, faces: np.ndarray, rounds: int) -> floa
 
 
 def run(smoke: bool) -> dict[str, Any]:
-    train_faces, train_labels = synthetic_faces(70 if smoke else 1400, seed=0)
-    test_faces, test_labels = synthetic_faces(70 if smoke else 1000, seed=1)
-    validation_faces, _ = synthetic_faces(35 if smoke else 280, seed=2)
+    train_faces, train_labels = draw_faces(70 if smoke else 1400, seed=0)
+    test_faces, test_labels = draw_faces(70 if smoke else 1000, seed=1)
+    validation_faces, _ = draw_faces(35 if smoke else 280, seed=2)
     started = time.perf_counter()
     model = trained_resnet(train_faces, train_labels, epochs=1 if smoke else 3)
     result: dict[str, Any] = {

@@ -151,29 +151,17 @@ def save_classifier_graph(
         return None
     from components.vision.inference import save_frozen_graph
     from components.vision.model import load_weights
-    from components.vision.quantization import CALIBRATION_FILE, load_calibration_faces
+    from components.vision.quantization import load_calibration_faces
 
     recorded_by = f"registry version {classifier.version}"
     require_sha256(classifier.weights, str(classifier.sha256), recorded_by, use="package")
-    model = load_weights(classifier.weights)
-    saved = None
-    if mode == "int8":
-        if classifier.calibration_faces is None:
-            log.warning(
-                "version %s has no %s (its training run predates int8 serving, or it was "
-                "imported): its archives carry the frozen fp32 graph",
-                classifier.version,
-                CALIBRATION_FILE,
-            )
-        else:
-            try:
-                faces = load_calibration_faces(classifier.calibration_faces)
-            except ValueError as error:
-                log.warning("%s: its archives carry the frozen fp32 graph", error)
-            else:
-                saved = save_frozen_graph(model, mode, path, calibration=faces)
-        mode = "frozen" if saved is None else mode
-    saved = saved or save_frozen_graph(model, mode, path)
+    faces = None
+    if mode == "int8" and classifier.calibration_faces is not None:
+        try:
+            faces = load_calibration_faces(classifier.calibration_faces)
+        except ValueError as error:
+            log.warning("version %s: %s", classifier.version, error)
+    saved = save_frozen_graph(load_weights(classifier.weights), mode, path, calibration=faces)
     if saved is None:
         return None
     return path, {"file": GRAPH_FILE, "sha256": file_sha256(path), **asdict(saved)}

@@ -14,8 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-
 if TYPE_CHECKING:
     from components.settings import Settings
 
@@ -44,18 +42,6 @@ ROBERTA_TINY = {
     "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
     "num_attention_heads": 2, "max_position_embeddings": 256,
 }  # fmt: skip
-
-
-def drawn_faces(count: int, seed: int) -> np.ndarray:
-    """``count`` synthetic 48x48 faces (N, H, W uint8), the emotions in turn."""
-    import random
-
-    from components.emotions import EMOTIONS
-    from components.vision.synthetic_faces import draw_face
-
-    rng = random.Random(seed)
-    drawn = [draw_face(EMOTIONS[i % len(EMOTIONS)], rng).convert("L") for i in range(count)]
-    return np.stack([np.asarray(face) for face in drawn]).astype(np.uint8)
 
 
 def _tokenizer():

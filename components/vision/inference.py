@@ -187,6 +187,18 @@ def for_inference(
         return model
     if mode == "eager":
         return model.eval()
+    frozen, _ = _graph_for(model, mode, calibration=calibration)
+    return model.eval() if frozen is None else frozen
+
+
+def _graph_for(
+    model: nn.Module,
+    mode: GraphMode,
+    save_to: Path | None = None,
+    calibration: np.ndarray | None = None,
+) -> tuple[FrozenClassifier | None, Agreement | None]:
+    """The graph :func:`for_inference` runs for ``mode``: int8 gives way to frozen, with a
+    warning, without calibration faces or when it would change predictions."""
     if mode == "int8":
         if calibration is None:
             log.warning(
@@ -194,12 +206,12 @@ def for_inference(
                 "uses); the classifier runs frozen",
                 CALIBRATION_FILE,
             )
-        int8, _ = _checked_graph(model, mode, calibration=calibration)
-        if int8 is not None:
-            return int8
+        else:
+            int8, check = _checked_graph(model, mode, save_to, calibration)
+            if int8 is not None:
+                return int8, check
         mode = "frozen"
-    frozen, _ = _checked_graph(model, mode)
-    return model.eval() if frozen is None else frozen
+    return _checked_graph(model, mode, save_to)
 
 
 @dataclass(frozen=True)
@@ -219,15 +231,15 @@ def save_frozen_graph(
     model: nn.Module, mode: GraphMode, path: Path, calibration: np.ndarray | None = None
 ) -> SavedGraph | None:
     """Save the graph :func:`for_inference` would run for ``mode`` to ``path`` (int8:
-    calibrated on ``calibration``); None (and nothing left at ``path``) when it would run
-    ``model`` otherwise."""
-    frozen, check = _checked_graph(model, mode, save_to=path, calibration=calibration)
+    calibrated on ``calibration``, else frozen); None (and nothing left at ``path``) when
+    it would run ``model`` eager."""
+    frozen, check = _graph_for(model, mode, save_to=path, calibration=calibration)
     if frozen is None:
         return None
     probe = _probe(crop_size(model))
-    answers = frozen if mode == "int8" else model.eval()
+    answers = frozen if frozen.mode == "int8" else model.eval()
     return SavedGraph(
-        mode,
+        frozen.mode,  # type: ignore[arg-type]
         dict(frozen.spec),
         answers(probe).float().softmax(dim=1).tolist(),
         None if check is None else asdict(check),

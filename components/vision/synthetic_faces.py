@@ -113,6 +113,15 @@ def _draw_mouth(draw, emotion, p, s, ink, skin, w, rng) -> None:  # noqa: ANN001
         draw.line([p(-width, y), p(width, y)], fill=ink, width=w)
 
 
+def draw_faces(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` faces in memory, (N, 48, 48) uint8, and their emotion indices (the
+    emotions in turn)."""
+    rng = random.Random(seed)
+    labels = np.arange(count) % len(EMOTIONS)
+    faces = [np.asarray(draw_face(EMOTIONS[i], rng).convert("L")) for i in labels]
+    return np.stack(faces).astype(np.uint8), labels
+
+
 def synthesize_faces(
     out_dir: Path,
     per_class_train: int = 100,

@@ -20,9 +20,10 @@ from components.vision.inference import FrozenClassifier
 from components.vision.predict import EmotionPredictor
 from components.vision.prediction import ClassifierSource
 from components.vision.quantization import CALIBRATION_FILE, save_calibration_faces
+from components.vision.synthetic_faces import draw_faces
 from serving.package import GRAPH_FILE, save_classifier_graph, write_classifier_files
 from serving.service import CLASSIFIER_FILE, load_predictor, read_classifier
-from tests.random_models import drawn_faces, save_classifier
+from tests.random_models import save_classifier
 
 FACES = torch.rand(5, 1, 48, 48, generator=torch.Generator().manual_seed(3))
 
@@ -123,7 +124,7 @@ def test_weights_that_are_not_the_registered_ones_are_never_packaged(tmp_path: P
 def test_an_int8_archive_carries_the_graph_calibrated_on_the_versions_faces(
     tmp_path: Path,
 ) -> None:
-    stored = save_calibration_faces(drawn_faces(32, seed=2), tmp_path / CALIBRATION_FILE)
+    stored = save_calibration_faces(draw_faces(32, seed=2)[0], tmp_path / CALIBRATION_FILE)
     bundle = packaged(tmp_path, mode="int8", calibration_faces=stored)
     source, info = read_classifier(bundle)
     record = info["frozen_graph"]
@@ -142,7 +143,7 @@ def test_an_int8_archive_of_a_version_without_calibration_faces_runs_frozen(
 ) -> None:
     with caplog.at_level(logging.WARNING):
         bundle = packaged(tmp_path, mode="int8")
-    assert f"has no {CALIBRATION_FILE}" in caplog.text
+    assert f"int8 needs calibration faces (a trained version's {CALIBRATION_FILE}" in caplog.text
     source, info = read_classifier(bundle)
     assert info["frozen_graph"]["mode"] == "frozen"
     caplog.clear()

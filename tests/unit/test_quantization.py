@@ -21,8 +21,12 @@ from components.vision.quantization import (
     quantize_int8,
     save_calibration_faces,
 )
-from tests.random_models import drawn_faces as faces
+from components.vision.synthetic_faces import draw_faces
 from tests.random_models import save_classifier
+
+
+def faces(count: int, seed: int) -> np.ndarray:
+    return draw_faces(count, seed)[0]
 
 
 @pytest.fixture(scope="module")
