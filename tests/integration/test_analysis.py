@@ -101,6 +101,20 @@ def test_flan_t5_loads_by_path_and_bounds_prompt_and_output(tiny_nlp_models, min
     assert len(auto.tokenizer(summary, add_special_tokens=False)["input_ids"]) <= 6
 
 
+def test_flan_t5_int8_quantizes_every_linear_layer_and_names_it(tiny_nlp_models, minilm) -> None:
+    import torch
+
+    t5 = str(tiny_nlp_models["t5"])
+    settings = _settings(Path("."), summarizer_model=t5, quantize_int8=True, max_new_tokens=6)
+    int8 = load_summarizer(settings.nlp, minilm)
+    assert isinstance(int8, FlanT5Summarizer) and int8.model_id == f"flan-t5:{t5}+int8"
+    modules = list(int8.model.modules())  # type: ignore[attr-defined]
+    assert not [m for m in modules if type(m) is torch.nn.Linear], "a float Linear is left"
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in modules)
+    request = SummaryRequest("sad", "why?", ["It broke."], prompt="summarize: It broke.")
+    assert isinstance(int8.summarize(request), str)
+
+
 def test_auto_without_local_weights_falls_back_to_offline_methods(tmp_path, minilm) -> None:
     missing = str(tmp_path / "no-such-model")
     settings = _settings(
