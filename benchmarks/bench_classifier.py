@@ -19,7 +19,7 @@ import torch
 
 from components.settings import VisionSettings
 from components.vision.evaluate import predict_probabilities
-from components.vision.inference import for_inference
+from components.vision.inference import for_inference, native_bf16
 from components.vision.model import EmotionResNet
 from components.vision.quantization import quantize_int8
 from components.vision.synthetic_faces import draw_faces
@@ -91,6 +91,7 @@ def run(smoke: bool) -> dict[str, Any]:
     for row in result["modes"].values():
         row["speedup"] = row["images_per_s"] / eager
     result["faces"] = len(test_faces)
+    result["native_bf16"] = native_bf16()  # AVX512-BF16 or AMX: bf16's speed depends on it
     return result
 
 
@@ -99,11 +100,14 @@ def unchanged(row: dict[str, Any]) -> bool:
     return row["top1_agreement"] >= 0.995 and row["max_probability_difference"] <= 1e-3
 
 
+BF16_KIND = {True: "native", False: "emulated", None: "unknown"}
+
+
 def table(c: dict[str, Any]) -> str:
     rows = [
         f"Classifier inference modes (`vision.inference`; ResNet-50, 48x48, batch {BATCH}, "
         f"{c['faces']:,} synthetic faces, trained model's accuracy "
-        f"{c['plain_module_accuracy']:.3f}):",
+        f"{c['plain_module_accuracy']:.3f}; this CPU's bf16: {BF16_KIND[c.get('native_bf16')]}):",
         "",
         "| mode | images/s | ÷ eager | top-1 agreement | max prob diff | unchanged "
         "| accuracy | prepare s |",

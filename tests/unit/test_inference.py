@@ -62,6 +62,19 @@ def test_bf16_is_close_and_keeps_the_spec(resnet) -> None:
     assert 0 < gap < 0.1  # really bfloat16, and still about the same answer
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_that_emulates_it_says_frozen_is_faster(
+    resnet, native: bool, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inference.platform, "machine", lambda: "x86_64")
+    for probe in inference.NATIVE_BF16_PROBES:  # what torch reads off the CPU
+        monkeypatch.setattr(torch.cpu, probe, lambda: native)
+    with caplog.at_level(logging.WARNING):
+        bf16 = for_inference(resnet, "bf16")
+    assert isinstance(bf16, FrozenClassifier) and bf16.mode == "bf16"  # the user's choice
+    assert ("bf16 is emulated here" in caplog.text) is not native
+
+
 def test_eager_is_the_module_itself(resnet) -> None:
     assert for_inference(resnet, "eager") is resnet
 
