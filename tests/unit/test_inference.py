@@ -16,6 +16,7 @@ from components.settings import VisionSettings
 from components.vision import inference
 from components.vision.faces import FaceDetector
 from components.vision.inference import FrozenClassifier, for_inference
+from components.vision.mini_xception import MiniXception
 from components.vision.model import EmotionResNet, TemperatureScaled, crop_size
 from components.vision.predict import EmotionPredictor
 
@@ -64,13 +65,13 @@ def test_bf16_is_close_and_keeps_the_spec(resnet) -> None:
 
 @pytest.mark.parametrize("native", [True, False])
 def test_bf16_on_a_cpu_that_emulates_it_says_frozen_is_faster(
-    resnet, native: bool, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    native: bool, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(inference.platform, "machine", lambda: "x86_64")
     for probe in inference.NATIVE_BF16_PROBES:  # what torch reads off the CPU
         monkeypatch.setattr(torch.cpu, probe, lambda: native)
     with caplog.at_level(logging.WARNING):
-        bf16 = for_inference(resnet, "bf16")
+        bf16 = for_inference(MiniXception().eval(), "bf16")  # small: a quick freeze
     assert isinstance(bf16, FrozenClassifier) and bf16.mode == "bf16"  # the user's choice
     assert ("bf16 is emulated here" in caplog.text) is not native
 
