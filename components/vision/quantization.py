@@ -27,7 +27,7 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
-from components.files import unique_temp_path
+from components.files import atomic_writer
 from components.vision.model import EmotionResNet, TemperatureScaled, temperature_of
 
 log = logging.getLogger(__name__)
@@ -51,14 +51,8 @@ def calibration_sample(
 
 def save_calibration_faces(faces: np.ndarray, path: Path) -> Path:
     """Write ``faces`` (N, H, W uint8) all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = unique_temp_path(path)
-    try:
-        with tmp.open("wb") as handle:
-            np.savez_compressed(handle, faces=faces)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_writer(path) as handle:
+        np.savez_compressed(handle, faces=faces)
     return path
 
 
