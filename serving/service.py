@@ -99,14 +99,12 @@ def load_predictor(
     from them; the graph then runs without the network being built (no torchvision
     import). Without a graph for ``vision.inference``, or with one that does not load or
     answer as its module did, the weights are loaded."""
-    from components.vision.inference import SavedGraph, load_frozen_graph
+    from components.vision.inference import SavedGraph, graph_modes, load_frozen_graph
     from components.vision.predict import EmotionPredictor
 
     require_sha256(source.weights, str(source.sha256), f"registry version {source.version}")
     record = info.get("frozen_graph")
-    # int8 packaged without calibration faces carries the frozen graph (serving.package).
-    modes = {vision.inference, "frozen"} if vision.inference == "int8" else {vision.inference}
-    if record and record["mode"] in modes:
+    if record and record["mode"] in graph_modes(vision.inference):
         graph = bundle / record["file"]
         require_sha256(graph, record["sha256"], f"the archive of version {source.version}")
         saved = SavedGraph(record["mode"], record["architecture"], record["probe_probabilities"])

@@ -194,14 +194,18 @@ def for_inference(
     would change predictions. A graph already frozen for ``mode`` (a loaded one, or for
     int8 the frozen graph a version without calibration faces was packaged with) is
     returned as it is."""
-    if isinstance(model, FrozenClassifier) and (
-        model.mode == mode or (mode == "int8" and model.mode == "frozen")
-    ):
+    if isinstance(model, FrozenClassifier) and model.mode in graph_modes(mode):
         return model
     if mode == "eager":
         return model.eval()
     frozen, _ = _graph_for(model, mode, calibration=calibration)
     return model.eval() if frozen is None else frozen
+
+
+def graph_modes(mode: InferenceMode) -> set[str]:
+    """The modes of a made graph that serve ``mode``: for int8 also the frozen graph it
+    gives way to (a version without calibration faces is packaged with that one)."""
+    return {mode, "frozen"} if mode == "int8" else {mode}
 
 
 def _graph_for(
