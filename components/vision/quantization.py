@@ -77,8 +77,8 @@ class Int8Classifier(nn.Module):
         self.net = net
         self.input_size = model.input_size
         self.temperature = temperature
-        self.register_buffer("mean", model.mean.clone())
-        self.register_buffer("std", model.std.clone())
+        self.register_buffer("mean", model.mean.detach().cpu().clone())
+        self.register_buffer("std", model.std.detach().cpu().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
@@ -134,7 +134,8 @@ def agreement(module: nn.Module, graph: nn.Module, faces: np.ndarray) -> Agreeme
 def quantize_int8(model: nn.Module, faces: np.ndarray) -> torch.jit.ScriptModule | None:
     """``model``'s int8 graph (scripted, frozen; saveable) calibrated on ``faces`` (N, H, W
     uint8); None, with a warning, for a network this does not quantize (only ResNets:
-    mini-Xception runs ``frozen``)."""
+    mini-Xception runs ``frozen``). The graph runs on the CPU wherever ``model`` is, and
+    ``model`` stays where it is."""
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
@@ -147,7 +148,7 @@ def quantize_int8(model: nn.Module, faces: np.ndarray) -> torch.jit.ScriptModule
     with warnings.catch_warnings():  # torch.ao.quantization's and TorchScript's deprecations
         warnings.simplefilter("ignore")
         observed = prepare_fx(
-            copy.deepcopy(inner.net).eval(),
+            copy.deepcopy(inner.net).cpu().eval(),
             get_default_qconfig_mapping("onednn"),
             example_inputs=(torch.zeros(1, 1, side, side),),
         )

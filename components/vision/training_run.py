@@ -303,7 +303,7 @@ def evaluate_int8(
 ) -> Int8Report | None:
     """The served int8 graph of ``model`` against its fp32 test probabilities; None when
     the network is not quantized (it would be served frozen)."""
-    graph = quantize_int8(model.cpu(), calibration_faces)
+    graph = quantize_int8(model, calibration_faces)
     if graph is None:
         return None
     test, tta = dataset.test, settings.vision.tta
