@@ -9,6 +9,7 @@ replicating gray to 3 channels). Input normalisation lives inside the module, so
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -49,8 +50,12 @@ class EmotionResNet(nn.Module):
             net.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
         net.fc = nn.Linear(net.fc.in_features, num_classes)
         self.net = net
-        self.register_buffer("mean", torch.tensor(GRAY_MEAN).view(1, 1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(GRAY_STD).view(1, 1, 1, 1), persistent=False)
+        # Made on the CPU explicitly: they are not saved, so a network built on the meta
+        # device to receive saved weights (build_with_state) must still have them.
+        mean = torch.tensor(GRAY_MEAN, device="cpu").view(1, 1, 1, 1)
+        std = torch.tensor(GRAY_STD, device="cpu").view(1, 1, 1, 1)
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, 7) for (N, 1, S, S) inputs in [0, 1]."""
@@ -167,15 +172,28 @@ def build_architecture(arch: dict[str, object]) -> nn.Module:
     )
 
 
-def load_weights(path: Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the model from :func:`save_weights` output without unpickling objects; a
-    calibrated model comes back as a :class:`TemperatureScaled` with its temperature."""
-    payload = torch.load(path, map_location=map_location, weights_only=True)
+def build_with_state(arch: dict[str, object], state_dict: Mapping[str, torch.Tensor]) -> nn.Module:
+    """The module for ``arch`` holding ``state_dict`` (its tensors, not copies). Built on
+    the meta device: the random initialisation that loading would overwrite is never
+    computed (0.5-0.9 s of CPU for a ResNet-50, at every load and after every training)."""
+    with torch.device("meta"):
+        model = build_architecture(arch)
+    model.load_state_dict(state_dict, assign=True)
+    unset = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
+    if unset:
+        raise ValueError(f"the {arch.get('arch')} network has tensors no state sets: {unset}")
+    return model
+
+
+def load_weights(path: Path) -> nn.Module:
+    """Rebuild the model, on the CPU, from :func:`save_weights` output without unpickling
+    objects; a calibrated model comes back as a :class:`TemperatureScaled` with its
+    temperature."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
     try:
-        model = build_architecture(payload["architecture"])
+        model = build_with_state(payload["architecture"], payload["state_dict"])
     except (KeyError, ValueError) as error:
         raise ValueError(f"{path} is not an emoreview emotion model: {error}") from error
-    model.load_state_dict(payload["state_dict"])
     temperature = float(payload.get("calibration", {}).get("temperature", 1.0))
     if temperature != 1.0:
         model = TemperatureScaled(model, temperature)

@@ -31,6 +31,7 @@ from components.vision.evaluate import compute_metrics, predict_probabilities
 from components.vision.fer_data import FerDataset, FerSplit
 from components.vision.model import (
     EmotionResNet,
+    build_with_state,
     load_imagenet_weights,
     save_torch_atomic,
     save_weights,
@@ -332,9 +333,9 @@ def train_classifier(
             stopped_early = True
             break
 
-    best = build_model(vision.model_copy(update={"pretrained_weights": None}))
-    best.load_state_dict(best_state if best_state is not None else model.state_dict())
-    best = best.cpu().eval()
+    if best_state is None:
+        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    best = build_with_state(model.architecture(), best_state).eval()
     weights_path = run_dir / BEST_WEIGHTS
     save_weights(best, weights_path)
     (run_dir / "history.json").write_text(json.dumps([asdict(h) for h in history], indent=2))

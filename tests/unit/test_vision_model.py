@@ -12,6 +12,7 @@ from PIL import Image
 
 from components.emotions import EMOTIONS
 from components.settings import VisionSettings
+from components.vision import model as model_module
 from components.vision.evaluate import (
     compute_metrics,
     predict_probabilities,
@@ -43,6 +44,46 @@ def test_weights_round_trip_without_pickled_objects(model: EmotionResNet, tmp_pa
     with torch.inference_mode():
         assert torch.allclose(model(x), restored(x), atol=1e-6)
     torch.load(path, weights_only=True)  # loadable by the safe loader
+
+
+def test_loading_weights_never_computes_a_random_initialisation(
+    model: EmotionResNet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The network that receives saved weights is built on the meta device: torchvision's
+    initialisers run on tensors without storage (0.5-0.9 s of CPU saved per load)."""
+    path = tmp_path / "best.pt"
+    save_weights(model, path)
+    initialised: list[torch.device] = []
+    kaiming = torch.nn.init.kaiming_normal_
+
+    def recording(tensor: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        initialised.append(tensor.device)
+        return kaiming(tensor, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(torch.nn.init, "kaiming_normal_", recording)
+    restored = load_weights(path)
+    assert initialised and {device.type for device in initialised} == {"meta"}
+    assert all(t.device.type == "cpu" for t in (*restored.parameters(), *restored.buffers()))
+    x = torch.rand(2, 1, 48, 48)
+    with torch.inference_mode():
+        assert torch.equal(model(x), restored(x))
+
+
+def test_a_network_whose_state_leaves_a_tensor_unset_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Unsaved(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 2)
+            self.register_buffer("scale", torch.ones(2), persistent=False)  # no device: meta
+
+    monkeypatch.setattr(model_module, "build_architecture", lambda arch: Unsaved())
+    state = torch.nn.Linear(2, 2).state_dict()
+    with pytest.raises(ValueError, match=r"tensors no state sets: \['scale'\]"):
+        model_module.build_with_state(
+            {"arch": "unsaved"}, {f"linear.{k}": v for k, v in state.items()}
+        )
 
 
 def test_metrics_on_a_known_confusion() -> None:
