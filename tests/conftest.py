@@ -8,6 +8,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # as flows/__init__.py
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # `make test` splits the suite over the cores (pytest-xdist): each test process, and the
 # servers and commands it starts, computes on one thread. Two processes of two torch
