@@ -175,7 +175,8 @@ def build_architecture(arch: dict[str, object]) -> nn.Module:
 def build_with_state(arch: dict[str, object], state_dict: Mapping[str, torch.Tensor]) -> nn.Module:
     """The module for ``arch`` holding ``state_dict`` (its tensors, not copies). Built on
     the meta device: the random initialisation that loading would overwrite is never
-    computed (0.5-0.9 s of CPU for a ResNet-50, at every load and after every training)."""
+    computed (a ResNet-50's: `load_weights` took 0.37 s instead of 0.10 on a 2-core
+    machine; it happens at every load and after every training)."""
     with torch.device("meta"):
         model = build_architecture(arch)
     model.load_state_dict(state_dict, assign=True)
