@@ -79,10 +79,12 @@ class Answer(BaseModel):
         """A readable multi-line rendering for terminals."""
         lines = []
         if self.face is not None:
-            lines.append(
-                f"Emotion: {self.face.emotion} ({self.face.confidence:.1%})"
-                + ("" if self.face.face_detected else " - no face found, whole image used")
-            )
+            whole = ""
+            if self.face.face_crop_input:
+                whole = " - a face crop, classified whole"
+            elif not self.face.face_detected:
+                whole = " - no face found, whole image used"
+            lines.append(f"Emotion: {self.face.emotion} ({self.face.confidence:.1%}){whole}")
         elif self.emotion:
             lines.append(f"Emotion: {self.emotion}")
         lines += [f"Question: {self.query}", f"Summary ({self.summarizer}): {self.summary}", ""]

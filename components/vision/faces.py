@@ -6,8 +6,11 @@ palette, 16-bit, CMYK) to 8-bit grayscale. Faces are found with OpenCV's Haar ca
 on a copy whose long side is at most ``max_side`` pixels (boxes mapped back to the
 original), so one request costs a bounded time whatever its resolution; at most
 ``max_faces`` faces are kept. When none is found the whole image is used and the result
-says so. A face's crop is resized to the classifier's input (``face_to_input``); OpenCV is
-imported only where it is used, so the web app can cut a feedback crop without it.
+says so. An image no larger than the classifier's input (48x48 for FER-2013's ResNets) is a
+face crop already, as the classifier was trained on: it is classified whole, without
+detection (which would crop a smaller face out of it and enlarge that). A face's crop is
+resized to the classifier's input (``face_to_input``); OpenCV is imported only where it is
+used, so the web app can cut a feedback crop without it.
 """
 
 from __future__ import annotations
@@ -100,11 +103,13 @@ class Box:
 
 @dataclass(frozen=True)
 class FaceCrop:
-    """A region to classify: the crop, its box in the image, and whether a face was found."""
+    """A region to classify: the crop, its box in the image, whether a face was found, and
+    whether the image itself was taken as a face crop (no detection ran)."""
 
     pixels: np.ndarray
     box: Box
     detected: bool
+    face_crop_input: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,13 +177,20 @@ class FaceDetector:
         return sorted(boxes, key=lambda b: b.width * b.height, reverse=True)
 
     def crop_faces(
-        self, gray: np.ndarray, mode: Literal["largest", "all"] = "largest"
+        self,
+        gray: np.ndarray,
+        mode: Literal["largest", "all"] = "largest",
+        face_crop_side: int = 0,
     ) -> FaceCrops:
         """Crops to classify: the largest face (or all, at most ``max_faces``), else the
-        whole image."""
+        whole image. An image whose sides are both at most ``face_crop_side`` (the
+        classifier's input) is a face crop already: the whole image, without detection."""
+        height, width = gray.shape[:2]
+        if max(height, width) <= face_crop_side:
+            whole = FaceCrop(gray, Box(0, 0, width, height), detected=False, face_crop_input=True)
+            return FaceCrops([whole], found=1)
         boxes = self.detect(gray)
         if not boxes:
-            height, width = gray.shape[:2]
             whole = FaceCrop(pixels=gray, box=Box(0, 0, width, height), detected=False)
             return FaceCrops([whole], found=0)
         chosen = boxes[: self.max_faces] if mode == "all" else boxes[:1]

@@ -118,7 +118,9 @@ class EmotionPredictor:
     ) -> list[ImagePrediction]:
         modes = self._modes(all_faces, len(images))
         found: list[FaceCrops] = [
-            self.detector.crop_faces(gray, mode="all" if every else "largest")
+            self.detector.crop_faces(
+                gray, mode="all" if every else "largest", face_crop_side=self.crop_size
+            )
             for gray, every in zip(images, modes, strict=True)
         ]
         flat = [crop for per_image in found for crop in per_image.crops]
@@ -146,6 +148,7 @@ class EmotionPredictor:
                         probabilities={name: float(probs[i]) for i, name in enumerate(EMOTIONS)},
                         box=crop.box.as_dict(),
                         face_detected=crop.detected,
+                        face_crop_input=crop.face_crop_input,
                     )
                 )
             results.append(ImagePrediction(faces=faces, faces_found=per_image.found))

@@ -23,6 +23,11 @@ class FacePrediction(BaseModel):
     probabilities: dict[str, float]
     box: dict[str, int] = Field(description="x, y, width, height in the uploaded image's pixels")
     face_detected: bool = Field(description="False: no face found, the whole image was used")
+    face_crop_input: bool = Field(
+        False,
+        description="True: the image was no larger than the classifier's input, a face crop "
+        "as in training, and was classified whole without face detection",
+    )
 
 
 class ImagePrediction(BaseModel):
@@ -40,6 +45,12 @@ class ImagePrediction(BaseModel):
 
     @property
     def note(self) -> str | None:
+        if self.faces and self.faces[0].face_crop_input:
+            box = self.faces[0].box
+            return (
+                f"a {box['width']}x{box['height']} image is taken as a face crop (no larger "
+                "than the classifier's input): classified whole, without face detection"
+            )
         if self.faces and not self.faces[0].face_detected:
             return "no face detected: the whole image was classified"
         if self.faces_found > len(self.faces):

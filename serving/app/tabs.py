@@ -105,7 +105,14 @@ def photo_view(ctx: AppContext, data: bytes, answers: dict[str, Any]) -> None:
             f"## {EMOTION_ICONS.get(primary['emotion'], '')} {primary['emotion']} "
             f"{primary['confidence']:.1%}"
         )
-        if not primary["face_detected"]:
+        if primary.get("face_crop_input"):
+            size = f"{primary['box']['width']}x{primary['box']['height']}"
+            st.info(
+                f"A {size} image is a face crop already (no larger than the classifier's "
+                "input): classified whole, without face detection.",
+                icon="ℹ️",
+            )
+        elif not primary["face_detected"]:
             st.info("No face found: the whole image was classified.", icon="ℹ️")
         elif len(faces) > 1:
             st.caption(f"{len(faces)} faces: one card each below, largest first.")

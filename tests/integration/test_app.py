@@ -334,8 +334,13 @@ def test_a_text_file_named_jpg_is_refused_and_the_next_photo_is_answered(page, t
     assert "not an image" in message
     assert page.locator(".st-key-photo-face-0-versions").count() == 0
     shoot(page, "06-not-an-image")
-    upload(page, face_file(tmp_path))
+    # The next photo is a 48x48 face crop (FER-2013's format): classified whole, and said so.
+    astronaut = Image.open(face_file(tmp_path)).convert("L")
+    astronaut.crop((170, 60, 280, 170)).resize((48, 48)).save(tmp_path / "face48.png")
+    upload(page, tmp_path / "face48.png")
     wait_answer(page, "photo-face-0")
+    shown = page.locator(".st-key-photo-emotion").inner_text()
+    assert "A 48x48 image is a face crop already" in shown, shown
 
 
 def test_a_file_over_the_size_limit_is_refused_before_upload(page, served_app, tmp_path) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from components.emotions import EMOTIONS
 from components.vision.faces import FaceDetector, ImageInputError, decode_image
 
 
@@ -165,3 +166,44 @@ def test_each_image_of_a_batch_gets_its_own_every_face_choice(
     assert len(every.faces) >= 2 and len(largest.faces) == 1 and len(default.faces) == 1
     bad = predictor.predict_each([b"not an image", two], [False, True])
     assert isinstance(bad[0], ImageInputError) and len(bad[1].faces) >= 2
+
+
+def test_an_image_at_the_classifiers_input_size_is_classified_whole_as_in_training(
+    detector: FaceDetector, astronaut_png: bytes, random_classifier_weights
+) -> None:
+    """A 48x48 face (FER-2013's format, what the classifier trained on and `evaluate`
+    scores) is not searched: the detector finds a smaller face in it, whose crop enlarged
+    to 48x48 is not what the classifier was trained on. A larger image still is."""
+    import cv2
+
+    from components.settings import VisionSettings
+    from components.vision.evaluate import predict_probabilities
+    from components.vision.predict import EmotionPredictor
+
+    photo = decode_image(astronaut_png)
+    box = detector.detect(photo)[0]
+    face48 = cv2.resize(
+        photo[box.y : box.y + box.height, box.x : box.x + box.width], (48, 48),
+        interpolation=cv2.INTER_AREA,
+    )  # fmt: skip
+    assert detector.detect(face48), "the detector finds a face inside the 48x48 crop"
+    searched: list[tuple[int, ...]] = []
+    cascade = detector._cascade
+
+    class Recording:
+        def detectMultiScale(self, image, **kwargs):  # noqa: N802 - OpenCV's name
+            searched.append(image.shape)
+            return cascade.detectMultiScale(image, **kwargs)
+
+    predictor = EmotionPredictor.from_weights(random_classifier_weights, VisionSettings())
+    predictor.detector = FaceDetector(Recording())
+    whole, larger = predictor.predict_decoded([face48, cv2.resize(face48, (96, 96))])
+    assert searched == [(96, 96)], "only the image larger than the input was searched"
+    face = whole.primary
+    assert face.face_crop_input and not face.face_detected
+    assert face.box == {"x": 0, "y": 0, "width": 48, "height": 48}
+    assert whole.note and "48x48 image is taken as a face crop" in whole.note
+    expected = predict_probabilities(predictor.model, face48[None], batch_size=1)[0]
+    assert [face.probabilities[e] for e in EMOTIONS] == pytest.approx(expected.tolist(), abs=1e-6)
+    assert larger.primary.face_detected and not larger.primary.face_crop_input
+    assert larger.note is None

@@ -120,6 +120,22 @@ def _answer(summary: str) -> Answer:
     )
 
 
+def test_an_answers_first_line_says_how_its_face_was_found() -> None:
+    from components.vision.prediction import FacePrediction
+
+    def first_line(**how: bool) -> str:
+        face = FacePrediction(
+            emotion="sad", confidence=0.5, probabilities={"sad": 0.5},
+            box={"x": 0, "y": 0, "width": 48, "height": 48}, **how,
+        )  # fmt: skip
+        return _answer("s").model_copy(update={"face": face}).describe().splitlines()[0]
+
+    assert first_line(face_detected=True) == "Emotion: sad (50.0%)"
+    assert first_line(face_detected=False).endswith("- no face found, whole image used")
+    crop = first_line(face_detected=False, face_crop_input=True)
+    assert crop.endswith("- a face crop, classified whole")
+
+
 def test_answer_cache_is_least_recently_used() -> None:
     cache = AnswerCache(size=2)
     cache.put(("a",), _answer("a"))
