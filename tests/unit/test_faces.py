@@ -30,6 +30,18 @@ def detector() -> FaceDetector:
     return FaceDetector.load()
 
 
+def recording(detector: FaceDetector, seen: list[tuple[int, ...]]) -> object:
+    """``detector``'s Haar cascade, noting the shape of every image it is asked to search."""
+    cascade = detector._cascade
+
+    class Recording:
+        def detectMultiScale(self, image, **kwargs):  # noqa: N802 - OpenCV's name
+            seen.append(image.shape)
+            return cascade.detectMultiScale(image, **kwargs)
+
+    return Recording()
+
+
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
@@ -115,14 +127,7 @@ def test_detection_runs_downscaled_and_maps_boxes_back(
     small = decode_image(astronaut_png)
     big = cv2.resize(small, (2048, 2048), interpolation=cv2.INTER_CUBIC)
     seen: list[tuple[int, ...]] = []
-    cascade = detector._cascade
-
-    class Recording:
-        def detectMultiScale(self, image, **kwargs):  # noqa: N802 - OpenCV's name
-            seen.append(image.shape)
-            return cascade.detectMultiScale(image, **kwargs)
-
-    bounded = FaceDetector(Recording(), max_side=1024)
+    bounded = FaceDetector(recording(detector, seen), max_side=1024)
     box = bounded.detect(big)[0]
     assert seen == [(1024, 1024)], "the cascade saw the full-resolution image"
     reference = detector.detect(small)[0]
@@ -188,15 +193,8 @@ def test_an_image_at_the_classifiers_input_size_is_classified_whole_as_in_traini
     )  # fmt: skip
     assert detector.detect(face48), "the detector finds a face inside the 48x48 crop"
     searched: list[tuple[int, ...]] = []
-    cascade = detector._cascade
-
-    class Recording:
-        def detectMultiScale(self, image, **kwargs):  # noqa: N802 - OpenCV's name
-            searched.append(image.shape)
-            return cascade.detectMultiScale(image, **kwargs)
-
     predictor = EmotionPredictor.from_weights(random_classifier_weights, VisionSettings())
-    predictor.detector = FaceDetector(Recording())
+    predictor.detector = FaceDetector(recording(detector, searched))
     whole, larger = predictor.predict_decoded([face48, cv2.resize(face48, (96, 96))])
     assert searched == [(96, 96)], "only the image larger than the input was searched"
     face = whole.primary
