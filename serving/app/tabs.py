@@ -106,12 +106,7 @@ def photo_view(ctx: AppContext, data: bytes, answers: dict[str, Any]) -> None:
             f"{primary['confidence']:.1%}"
         )
         if primary.get("face_crop_input"):
-            size = f"{primary['box']['width']}x{primary['box']['height']}"
-            st.info(
-                f"A {size} image is a face crop already (no larger than the classifier's "
-                "input): classified whole, without face detection.",
-                icon="ℹ️",
-            )
+            st.info(answer["note"], icon="ℹ️")  # the predictor's words, as the CLI prints
         elif not primary["face_detected"]:
             st.info("No face found: the whole image was classified.", icon="ℹ️")
         elif len(faces) > 1:

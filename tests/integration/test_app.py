@@ -340,7 +340,7 @@ def test_a_text_file_named_jpg_is_refused_and_the_next_photo_is_answered(page, t
     upload(page, tmp_path / "face48.png")
     wait_answer(page, "photo-face-0")
     shown = page.locator(".st-key-photo-emotion").inner_text()
-    assert "A 48x48 image is a face crop already" in shown, shown
+    assert "a 48x48 image is taken as a face crop" in shown, shown
 
 
 def test_a_file_over_the_size_limit_is_refused_before_upload(page, served_app, tmp_path) -> None:
