@@ -64,7 +64,7 @@ def throughput(call: Callable[[int], Any], requests: int, concurrency: int) -> d
                 errors.append(repr(error))
             samples.append(time.perf_counter() - start)
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for _ in range(concurrency):
             pool.submit(worker)
@@ -74,5 +74,8 @@ def throughput(call: Callable[[int], Any], requests: int, concurrency: int) -> d
         "requests": requests,
         "answers_per_s": (requests - len(errors)) / elapsed,
         "errors": len(errors),
+        # The load generator's own CPU (this process), in cores: on one machine it is
+        # taken from the server it measures.
+        "client_cores": (time.process_time() - cpu_start) / elapsed,
         "latency": latency(samples).as_dict(),
     }

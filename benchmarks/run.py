@@ -146,21 +146,26 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(
             f"| {label} | {x['p50_ms']:.1f} | {x['p95_ms']:.1f} | {x['p99_ms']:.1f} | {x['n']} |"
         )
-    lines += ["", "| throughput | answers/s | errors |", "| --- | --- | --- |"]
-    for model in ("emotion", "emotion_reviews"):
-        for conc in (8, 16):
-            x = s[f"{model}_c{conc}"]
-            lines.append(
-                f"| served `{model}`, c={conc} | {x['answers_per_s']:.1f} | {x['errors']} |"
-            )
-    for conc in (8, 16):
-        x = s[f"emotion_face48_c{conc}"]
-        label = f"served `emotion`, 48x48 faces, c={conc}"
-        lines.append(f"| {label} | {x['answers_per_s']:.1f} | {x['errors']} |")
+    lines += [
+        "",
+        "| throughput | answers/s | errors | load generator's CPU (cores) |",
+        "| --- | --- | --- | --- |",
+    ]
+    models, concurrencies = ("emotion", "emotion_reviews"), (8, 16)
+    rows = [
+        *[(f"served `{m}`, c={c}", f"{m}_c{c}") for m in models for c in concurrencies],
+        *[(f"served `emotion`, 48x48 faces, c={c}", f"emotion_face48_c{c}") for c in concurrencies],
+        ("served `emotion`, 48x48 faces, c=16, `requests` load generator (before)",
+         "emotion_face48_c16_requests"),
+    ]  # fmt: skip
+    for label, key in rows:
+        x = s[key]
+        cores = f"{x['client_cores']:.2f}" if "client_cores" in x else "-"
+        lines.append(f"| {label} | {x['answers_per_s']:.1f} | {x['errors']} | {cores} |")
     b = s["batching"]
     lines += [
         f"| in-process batched classifier (batch {b['batch_size']}, 48x48) | "
-        f"{s['in_process_classifier_images_per_s']:.1f} | - |",
+        f"{s['in_process_classifier_images_per_s']:.1f} | - | - |",
         "",
         f"Served with the shipped settings: {b['workers']} worker per model, image models "
         f"batched dynamically (`batchSize` {b['batch_size']}, `maxBatchDelay` "

@@ -43,6 +43,9 @@ def test_the_benchmark_suite_runs_at_tiny_sizes(tmp_path_factory: pytest.TempPat
     }
     serving = results["serving"]
     assert serving["emotion_c16"]["errors"] == 0 and serving["emotion_reviews_c8"]["errors"] == 0
+    # The load generator (http.client) and the previous one (requests), on the same faces.
+    for row in ("emotion_face48_c16", "emotion_face48_c16_requests"):
+        assert serving[row]["errors"] == 0 and serving[row]["client_cores"] > 0, row
     assert serving["emotion_reviews_versions"]["model_version"] == "1"
     table = report.with_suffix(".md").read_text()
     assert "| target | measured | bar | met |" in table and "recall@10" in table
