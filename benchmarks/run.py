@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -290,7 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
     parser.add_argument("--out", type=Path, default=None, help="results folder")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (models, ws)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="scratch folder for the models and workspaces, kept afterwards "
+        "(default: a temporary folder, removed at the end: about 2 GB in a full run)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -312,56 +319,61 @@ def main(argv: list[str] | None = None) -> int:
     from components.settings import Settings
 
     out = args.out or (Path(tempfile.mkdtemp(prefix="bench-results-")) if args.smoke else RESULTS)
-    work = args.work or Path(tempfile.mkdtemp(prefix="emoreview-bench-"))
-    started = time.perf_counter()
-    print(f"preparing models and workspaces in {work}", file=sys.stderr)
-    workspace = prepare(work, args.smoke, int8=False)
-    int8_workspace = prepare(work, args.smoke, int8=True)
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "smoke": args.smoke,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
-        "models": workspace.models,
-    }
+    with contextlib.ExitStack() as scratch:
+        work = args.work or Path(
+            scratch.enter_context(
+                tempfile.TemporaryDirectory(prefix="emoreview-bench-", ignore_cleanup_errors=True)
+            )
+        )
+        started = time.perf_counter()
+        print(f"preparing models and workspaces in {work}", file=sys.stderr)
+        workspace = prepare(work, args.smoke, int8=False)
+        int8_workspace = prepare(work, args.smoke, int8=True)
+        results: dict[str, Any] = {
+            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+            "smoke": args.smoke,
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
+            "models": workspace.models,
+        }
 
-    def app_on(served: Settings) -> None:
-        """The web app section, run on the serving section's restarted server (a TorchServe
-        start less; the photo path it measures uses no int8 model)."""
-        print("running app benchmarks (on the restarted server)", file=sys.stderr)
-        section_start = time.perf_counter()
-        results["app"] = bench_app.run(int8_workspace, args.smoke, served=served)
-        results["app"]["seconds"] = time.perf_counter() - section_start
+        def app_on(served: Settings) -> None:
+            """The web app section, run on the serving section's restarted server (a TorchServe
+            start less; the photo path it measures uses no int8 model)."""
+            print("running app benchmarks (on the restarted server)", file=sys.stderr)
+            section_start = time.perf_counter()
+            results["app"] = bench_app.run(int8_workspace, args.smoke, served=served)
+            results["app"]["seconds"] = time.perf_counter() - section_start
 
-    # Serving runs second: its cold start is a time, not a ratio, and measured after the
-    # index sections (the 10M-vector build writes 16 GB) the restart took 15.2 s against
-    # 9.6 s with the section alone in a fresh process (2026-12-06, README "Round two").
-    for name, step in (
-        ("training", lambda: bench_training.run(args.smoke)),
-        ("serving", lambda: bench_serving.run(int8_workspace, args.smoke, app_on)),
-        ("index", lambda: bench_index.run(args.smoke)),
-        ("ivfpq", lambda: bench_ivfpq.run(args.smoke)),
-        ("themes", lambda: bench_themes.run(args.smoke)),
-        ("chain", lambda: bench_chain.run(workspace, int8_workspace, args.smoke)),
-        ("classifier", lambda: bench_classifier.run(args.smoke)),
-        ("limits", lambda: bench_limits.run(args.smoke)),
-        ("baseline", lambda: bench_baseline.run(int8_workspace, args.smoke)),
-    ):
-        print(f"running {name} benchmarks", file=sys.stderr)
-        section_start = time.perf_counter()
-        results[name] = step()
-        results[name]["seconds"] = time.perf_counter() - section_start  # serving: with the app
-    results["targets"] = targets(results)
-    results["seconds"] = time.perf_counter() - started
-    out.mkdir(parents=True, exist_ok=True)
-    stem = results["date"] + ("-smoke" if args.smoke else "")
-    (out / f"{stem}.json").write_text(json.dumps(results, indent=2, default=str))
-    table = markdown(results)
-    (out / f"{stem}.md").write_text(table)
-    if not args.smoke and out == RESULTS and update_readme(table):
-        print("README.md Performance section updated", file=sys.stderr)
-    print(table)
-    print(f"results -> {out / stem}.json / .md", file=sys.stderr)
-    return 0
+        # Serving runs second: its cold start is a time, not a ratio, and measured after the
+        # index sections (the 10M-vector build writes 16 GB) the restart took 15.2 s against
+        # 9.6 s with the section alone in a fresh process (2026-12-06, README "Round two").
+        for name, step in (
+            ("training", lambda: bench_training.run(args.smoke)),
+            ("serving", lambda: bench_serving.run(int8_workspace, args.smoke, app_on)),
+            ("index", lambda: bench_index.run(args.smoke)),
+            ("ivfpq", lambda: bench_ivfpq.run(args.smoke)),
+            ("themes", lambda: bench_themes.run(args.smoke)),
+            ("chain", lambda: bench_chain.run(workspace, int8_workspace, args.smoke)),
+            ("classifier", lambda: bench_classifier.run(args.smoke)),
+            ("limits", lambda: bench_limits.run(args.smoke)),
+            ("baseline", lambda: bench_baseline.run(int8_workspace, args.smoke)),
+        ):
+            print(f"running {name} benchmarks", file=sys.stderr)
+            section_start = time.perf_counter()
+            results[name] = step()
+            results[name]["seconds"] = time.perf_counter() - section_start  # serving: with the app
+        results["targets"] = targets(results)
+        results["seconds"] = time.perf_counter() - started
+        out.mkdir(parents=True, exist_ok=True)
+        stem = results["date"] + ("-smoke" if args.smoke else "")
+        (out / f"{stem}.json").write_text(json.dumps(results, indent=2, default=str))
+        table = markdown(results)
+        (out / f"{stem}.md").write_text(table)
+        if not args.smoke and out == RESULTS and update_readme(table):
+            print("README.md Performance section updated", file=sys.stderr)
+        print(table)
+        print(f"results -> {out / stem}.json / .md", file=sys.stderr)
+        return 0
 
 
 if __name__ == "__main__":
