@@ -74,5 +74,6 @@ if __name__ == "__main__":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # Only the index, the settings and the photo of a workspace are used here: the small
     # one does.
-    small = prepare(Path(tempfile.mkdtemp(prefix="bench-baseline-ws-")), smoke=True, int8=False)
-    print(json.dumps(run(small, smoke=False), indent=2))
+    with tempfile.TemporaryDirectory(prefix="bench-baseline-ws-") as folder:
+        small = prepare(Path(folder), smoke=True, int8=False)
+        print(json.dumps(run(small, smoke=False), indent=2))
