@@ -320,7 +320,10 @@ def train_classifier(
                 "history": json.dumps([asdict(h) for h in history]),
                 "best_f1": best_f1,
                 "best_epoch": best_epoch,
-                "best_state": best_state,
+                # This epoch's weights when it was the best: ``torch.save`` writes a
+                # storage once, so they share "model"'s (or "ema"'s) bytes in the file
+                # instead of a second copy (ResNet-50: 377 -> 283 MB an improving epoch).
+                "best_state": evaluated.state_dict() if best_epoch == epoch else best_state,
                 "epoch": epoch,
             },
             last_path,
