@@ -11,7 +11,7 @@ import torch
 from components.emotions import EMOTIONS
 from components.settings import TrainSettings, VisionSettings
 from components.vision.fer_data import FerDataset, FerSplit
-from components.vision.train import LAST_CHECKPOINT, train_classifier
+from components.vision.train import LAST_CHECKPOINT, TrainResult, train_classifier
 
 
 def split(seed: int, n: int) -> FerSplit:
@@ -27,7 +27,7 @@ RECIPE = TrainSettings(
 )  # fmt: skip
 
 
-def train(folder: Path, epochs: int, resume: bool = False):
+def train(folder: Path, epochs: int, resume: bool = False) -> TrainResult:
     recipe = RECIPE.model_copy(update={"epochs": epochs})
     return train_classifier(DATASET, VisionSettings(), recipe, folder, resume, progress=False)
 
