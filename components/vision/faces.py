@@ -186,13 +186,13 @@ class FaceDetector:
         whole image. An image whose sides are both at most ``face_crop_side`` (the
         classifier's input) is a face crop already: the whole image, without detection."""
         height, width = gray.shape[:2]
+        whole_image = Box(0, 0, width, height)
         if max(height, width) <= face_crop_side:
-            whole = FaceCrop(gray, Box(0, 0, width, height), detected=False, face_crop_input=True)
-            return FaceCrops([whole], found=1)
+            crop = FaceCrop(gray, whole_image, detected=False, face_crop_input=True)
+            return FaceCrops([crop], found=1)
         boxes = self.detect(gray)
         if not boxes:
-            whole = FaceCrop(pixels=gray, box=Box(0, 0, width, height), detected=False)
-            return FaceCrops([whole], found=0)
+            return FaceCrops([FaceCrop(gray, whole_image, detected=False)], found=0)
         chosen = boxes[: self.max_faces] if mode == "all" else boxes[:1]
         crops = [FaceCrop(crop_box(gray, box, self.margin), box, detected=True) for box in chosen]
         return FaceCrops(crops, found=len(boxes) if mode == "all" else len(chosen))
