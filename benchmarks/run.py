@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -161,8 +160,9 @@ def markdown(r: dict[str, Any]) -> str:
     ]  # fmt: skip
     for label, key in rows:
         x = s[key]
-        cores = f"{x['client_cores']:.2f}" if "client_cores" in x else "-"
-        lines.append(f"| {label} | {x['answers_per_s']:.1f} | {x['errors']} | {cores} |")
+        lines.append(
+            f"| {label} | {x['answers_per_s']:.1f} | {x['errors']} | {x['client_cores']:.2f} |"
+        )
     b = s["batching"]
     lines += [
         f"| in-process batched classifier (batch {b['batch_size']}, 48x48) | "
@@ -287,6 +287,65 @@ def baseline_table(b: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def run_sections(work: Path, smoke: bool) -> dict[str, Any]:
+    """Every benchmark section, on models and workspaces prepared in ``work``."""
+    from benchmarks import (
+        bench_app,
+        bench_baseline,
+        bench_chain,
+        bench_classifier,
+        bench_index,
+        bench_ivfpq,
+        bench_limits,
+        bench_serving,
+        bench_themes,
+        bench_training,
+    )
+    from benchmarks.workspace import prepare
+    from components.settings import Settings
+
+    started = time.perf_counter()
+    print(f"preparing models and workspaces in {work}", file=sys.stderr)
+    workspace = prepare(work, smoke, int8=False)
+    int8_workspace = prepare(work, smoke, int8=True)
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "smoke": smoke,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
+        "models": workspace.models,
+    }
+
+    def app_on(served: Settings) -> None:
+        """The web app section, run on the serving section's restarted server (a TorchServe
+        start less; the photo path it measures uses no int8 model)."""
+        print("running app benchmarks (on the restarted server)", file=sys.stderr)
+        section_start = time.perf_counter()
+        results["app"] = bench_app.run(int8_workspace, smoke, served=served)
+        results["app"]["seconds"] = time.perf_counter() - section_start
+
+    # Serving runs second: its cold start is a time, not a ratio, and measured after the
+    # index sections (the 10M-vector build writes 16 GB) the restart took 15.2 s against
+    # 9.6 s with the section alone in a fresh process (2026-12-06, README "Round two").
+    for name, step in (
+        ("training", lambda: bench_training.run(smoke)),
+        ("serving", lambda: bench_serving.run(int8_workspace, smoke, app_on)),
+        ("index", lambda: bench_index.run(smoke)),
+        ("ivfpq", lambda: bench_ivfpq.run(smoke)),
+        ("themes", lambda: bench_themes.run(smoke)),
+        ("chain", lambda: bench_chain.run(workspace, int8_workspace, smoke)),
+        ("classifier", lambda: bench_classifier.run(smoke)),
+        ("limits", lambda: bench_limits.run(smoke)),
+        ("baseline", lambda: bench_baseline.run(int8_workspace, smoke)),
+    ):
+        print(f"running {name} benchmarks", file=sys.stderr)
+        section_start = time.perf_counter()
+        results[name] = step()
+        results[name]["seconds"] = time.perf_counter() - section_start  # serving: with the app
+    results["targets"] = targets(results)
+    results["seconds"] = time.perf_counter() - started
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
@@ -303,77 +362,24 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.WARNING)
 
-    from benchmarks import (
-        bench_app,
-        bench_baseline,
-        bench_chain,
-        bench_classifier,
-        bench_index,
-        bench_ivfpq,
-        bench_limits,
-        bench_serving,
-        bench_themes,
-        bench_training,
-    )
-    from benchmarks.workspace import prepare
-    from components.settings import Settings
-
     out = args.out or (Path(tempfile.mkdtemp(prefix="bench-results-")) if args.smoke else RESULTS)
-    with contextlib.ExitStack() as scratch:
-        work = args.work or Path(
-            scratch.enter_context(
-                tempfile.TemporaryDirectory(prefix="emoreview-bench-", ignore_cleanup_errors=True)
-            )
-        )
-        started = time.perf_counter()
-        print(f"preparing models and workspaces in {work}", file=sys.stderr)
-        workspace = prepare(work, args.smoke, int8=False)
-        int8_workspace = prepare(work, args.smoke, int8=True)
-        results: dict[str, Any] = {
-            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-            "smoke": args.smoke,
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
-            "models": workspace.models,
-        }
-
-        def app_on(served: Settings) -> None:
-            """The web app section, run on the serving section's restarted server (a TorchServe
-            start less; the photo path it measures uses no int8 model)."""
-            print("running app benchmarks (on the restarted server)", file=sys.stderr)
-            section_start = time.perf_counter()
-            results["app"] = bench_app.run(int8_workspace, args.smoke, served=served)
-            results["app"]["seconds"] = time.perf_counter() - section_start
-
-        # Serving runs second: its cold start is a time, not a ratio, and measured after the
-        # index sections (the 10M-vector build writes 16 GB) the restart took 15.2 s against
-        # 9.6 s with the section alone in a fresh process (2026-12-06, README "Round two").
-        for name, step in (
-            ("training", lambda: bench_training.run(args.smoke)),
-            ("serving", lambda: bench_serving.run(int8_workspace, args.smoke, app_on)),
-            ("index", lambda: bench_index.run(args.smoke)),
-            ("ivfpq", lambda: bench_ivfpq.run(args.smoke)),
-            ("themes", lambda: bench_themes.run(args.smoke)),
-            ("chain", lambda: bench_chain.run(workspace, int8_workspace, args.smoke)),
-            ("classifier", lambda: bench_classifier.run(args.smoke)),
-            ("limits", lambda: bench_limits.run(args.smoke)),
-            ("baseline", lambda: bench_baseline.run(int8_workspace, args.smoke)),
-        ):
-            print(f"running {name} benchmarks", file=sys.stderr)
-            section_start = time.perf_counter()
-            results[name] = step()
-            results[name]["seconds"] = time.perf_counter() - section_start  # serving: with the app
-        results["targets"] = targets(results)
-        results["seconds"] = time.perf_counter() - started
-        out.mkdir(parents=True, exist_ok=True)
-        stem = results["date"] + ("-smoke" if args.smoke else "")
-        (out / f"{stem}.json").write_text(json.dumps(results, indent=2, default=str))
-        table = markdown(results)
-        (out / f"{stem}.md").write_text(table)
-        if not args.smoke and out == RESULTS and update_readme(table):
-            print("README.md Performance section updated", file=sys.stderr)
-        print(table)
-        print(f"results -> {out / stem}.json / .md", file=sys.stderr)
-        return 0
+    if args.work is not None:
+        results = run_sections(args.work, args.smoke)
+    else:
+        with tempfile.TemporaryDirectory(
+            prefix="emoreview-bench-", ignore_cleanup_errors=True
+        ) as folder:
+            results = run_sections(Path(folder), args.smoke)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = results["date"] + ("-smoke" if args.smoke else "")
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2, default=str))
+    table = markdown(results)
+    (out / f"{stem}.md").write_text(table)
+    if not args.smoke and out == RESULTS and update_readme(table):
+        print("README.md Performance section updated", file=sys.stderr)
+    print(table)
+    print(f"results -> {out / stem}.json / .md", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
